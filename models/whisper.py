@@ -1,0 +1,199 @@
+"""Whisper rebuilt in PyTorch from a CTranslate2 model.bin (the encoder is voxprompt's speech encoder).
+
+The decoder is here only to prove the weight reader: with it, the rebuilt model must transcribe
+exactly as faster-whisper does from the same file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from voxprompt.models.ctranslate2 import CT2Model
+from voxprompt.models.frontend import HOP_LENGTH, N_FFT, dft_basis, mel_filters
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+    @classmethod
+    def from_ct2(cls, m: CT2Model) -> "WhisperDims":
+        def n_layers(prefix: str) -> int:
+            return sum(1 for k in m.variables if k.startswith(prefix) and k.endswith("ffn/linear_0/weight"))
+
+        return cls(
+            n_mels=m["encoder/conv1/weight"].shape[1],
+            n_audio_ctx=m["encoder/position_encodings/encodings"].shape[0],
+            n_audio_state=m["encoder/conv1/weight"].shape[0],
+            n_audio_head=m.scalar("encoder/num_heads"),
+            n_audio_layer=n_layers("encoder/"),
+            n_vocab=m["decoder/embeddings/weight"].shape[0],
+            n_text_ctx=m["decoder/position_encodings/encodings"].shape[0],
+            n_text_state=m["decoder/embeddings/weight"].shape[1],
+            n_text_head=m.scalar("decoder/num_heads"),
+            n_text_layer=n_layers("decoder/"),
+        )
+
+
+def _linear(m: CT2Model, prefix: str) -> nn.Linear:
+    w = torch.from_numpy(np.array(m[f"{prefix}/weight"], dtype=np.float32))
+    layer = nn.Linear(w.shape[1], w.shape[0])
+    layer.weight.data.copy_(w)
+    layer.bias.data.copy_(torch.from_numpy(np.array(m[f"{prefix}/bias"], dtype=np.float32)))
+    return layer
+
+
+def _layer_norm(m: CT2Model, prefix: str) -> nn.LayerNorm:
+    gamma = torch.from_numpy(np.array(m[f"{prefix}/gamma"], dtype=np.float32))
+    norm = nn.LayerNorm(gamma.shape[0])
+    norm.weight.data.copy_(gamma)
+    norm.bias.data.copy_(torch.from_numpy(np.array(m[f"{prefix}/beta"], dtype=np.float32)))
+    return norm
+
+
+class Attention(nn.Module):
+    """Multi-head attention; `qkv` is CTranslate2's fused projection (self) or q + fused kv (cross)."""
+
+    def __init__(self, m: CT2Model, prefix: str, n_head: int, cross: bool):
+        super().__init__()
+        self.n_head, self.cross = n_head, cross
+        self.norm = _layer_norm(m, f"{prefix}/layer_norm")
+        if cross:
+            self.q, self.kv, self.out = (_linear(m, f"{prefix}/linear_{i}") for i in range(3))
+        else:
+            self.qkv, self.out = _linear(m, f"{prefix}/linear_0"), _linear(m, f"{prefix}/linear_1")
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, causal: bool = False) -> Tensor:
+        h = self.norm(x)
+        if self.cross:
+            q, (k, v) = self.q(h), self.kv(memory).chunk(2, dim=-1)
+        else:
+            q, k, v = self.qkv(h).chunk(3, dim=-1)
+        b, t, d = q.shape
+        split = lambda z: z.view(b, z.shape[1], self.n_head, d // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(split(q), split(k), split(v), is_causal=causal)
+        return x + self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, m: CT2Model, prefix: str):
+        super().__init__()
+        self.norm = _layer_norm(m, f"{prefix}/layer_norm")
+        self.up, self.down = _linear(m, f"{prefix}/linear_0"), _linear(m, f"{prefix}/linear_1")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.down(F.gelu(self.up(self.norm(x))))
+
+
+class LogMel(nn.Module):
+    """The log-mel front end as a strided convolution, batched; matches frontend.log_mel."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        real, imag = dft_basis()
+        self.register_buffer("basis", torch.from_numpy(np.concatenate([real, imag]))[:, None, :], persistent=False)
+        self.register_buffer("filters", torch.from_numpy(mel_filters(n_mels)), persistent=False)
+
+    def forward(self, pcm: Tensor) -> Tensor:
+        """[b, samples] (samples a multiple of HOP_LENGTH) -> [b, n_mels, samples // HOP_LENGTH]."""
+        x = F.pad(pcm[:, None, :], (N_FFT // 2, N_FFT // 2), mode="reflect")
+        spec = F.conv1d(x, self.basis, stride=HOP_LENGTH)[..., : pcm.shape[-1] // HOP_LENGTH]
+        real, imag = spec.chunk(2, dim=1)
+        log_spec = torch.clamp(self.filters @ (real**2 + imag**2), min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+
+class WhisperEncoder(nn.Module):
+    def __init__(self, m: CT2Model, dims: WhisperDims):
+        super().__init__()
+        self.dims = dims
+        self.log_mel = LogMel(dims.n_mels)
+        conv = lambda name, stride: self._conv(m, name, stride)
+        self.conv1, self.conv2 = conv("encoder/conv1", 1), conv("encoder/conv2", 2)
+        self.register_buffer("positions", torch.from_numpy(np.array(m["encoder/position_encodings/encodings"])))
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([Attention(m, f"encoder/layer_{i}/self_attention", dims.n_audio_head, cross=False),
+                           FeedForward(m, f"encoder/layer_{i}/ffn")])
+            for i in range(dims.n_audio_layer)
+        )
+        self.ln_post = _layer_norm(m, "encoder/layer_norm")
+
+    @staticmethod
+    def _conv(m: CT2Model, name: str, stride: int) -> nn.Conv1d:
+        w = torch.from_numpy(np.array(m[f"{name}/weight"], dtype=np.float32))
+        conv = nn.Conv1d(w.shape[1], w.shape[0], w.shape[2], stride=stride, padding=1)
+        conv.weight.data.copy_(w)
+        conv.bias.data.copy_(torch.from_numpy(np.array(m[f"{name}/bias"], dtype=np.float32)))
+        return conv
+
+    def forward_mel(self, mel: Tensor) -> Tensor:
+        """[b, n_mels, frames] -> [b, frames // 2, d]; any length up to 30 s (the table is sliced)."""
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
+        x = x + self.positions[: x.shape[1]]
+        for attn, ffn in self.blocks:
+            x = ffn(attn(x))
+        return self.ln_post(x)
+
+    def forward(self, pcm: Tensor) -> Tensor:
+        """[b, samples] 16 kHz PCM, padded by frontend.pad_waveform -> [b, samples // 320, d]."""
+        return self.forward_mel(self.log_mel(pcm))
+
+
+class WhisperDecoder(nn.Module):
+    def __init__(self, m: CT2Model, dims: WhisperDims):
+        super().__init__()
+        self.embed = nn.Parameter(torch.from_numpy(np.array(m["decoder/embeddings/weight"])))
+        self.register_buffer("positions", torch.from_numpy(np.array(m["decoder/position_encodings/encodings"])))
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([Attention(m, f"decoder/layer_{i}/self_attention", dims.n_text_head, cross=False),
+                           Attention(m, f"decoder/layer_{i}/attention", dims.n_text_head, cross=True),
+                           FeedForward(m, f"decoder/layer_{i}/ffn")])
+            for i in range(dims.n_text_layer)
+        )
+        self.ln = _layer_norm(m, "decoder/layer_norm")
+
+    def forward(self, tokens: Tensor, audio: Tensor) -> Tensor:
+        x = F.embedding(tokens, self.embed) + self.positions[: tokens.shape[1]]
+        for self_attn, cross_attn, ffn in self.blocks:
+            x = ffn(cross_attn(self_attn(x, causal=True), memory=audio))
+        return self.ln(x) @ self.embed.T
+
+
+class Whisper(nn.Module):
+    def __init__(self, m: CT2Model):
+        super().__init__()
+        self.dims = WhisperDims.from_ct2(m)
+        self.encoder = WhisperEncoder(m, self.dims)
+        self.decoder = WhisperDecoder(m, self.dims)
+
+    @torch.no_grad()
+    def greedy_decode(self, mel: Tensor, prompt: list[int], eot: int, suppress: list[int],
+                      max_tokens: int = 224) -> list[int]:
+        """Greedy decoding as faster-whisper does it at temperature 0 (blank suppressed at the start)."""
+        audio = self.encoder.forward_mel(mel)
+        tokens = list(prompt)
+        blank = 220  # " " in the GPT-2 vocabulary
+        for step in range(max_tokens):
+            logits = self.decoder(torch.tensor([tokens]), audio)[0, -1]
+            logits[suppress] = -np.inf
+            if step == 0:
+                logits[[blank, eot]] = -np.inf
+            nxt = int(logits.argmax())
+            if nxt == eot:
+                break
+            tokens.append(nxt)
+        return tokens[len(prompt):]
