@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from voxprompt.models.ctranslate2 import CT2Model
 from voxprompt.models.frontend import HOP_LENGTH, N_FFT, dft_basis, mel_filters
 from voxprompt.models.projector import ProjectorWeights
-from voxprompt.models.whisper import WhisperDims
+from voxprompt.models.whisper_dims import WhisperDims
 
 OPSET = 17
 IR_VERSION = 8  # what opset 17 needs; newer onnx packages default to IRs older runtimes refuse

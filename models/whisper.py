@@ -5,47 +5,14 @@ exactly as faster-whisper does from the same file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from voxprompt.models.ctranslate2 import CT2Model
+from voxprompt.models.whisper_dims import WhisperDims
 from voxprompt.models.frontend import HOP_LENGTH, N_FFT, dft_basis, mel_filters
-
-
-@dataclass(frozen=True)
-class WhisperDims:
-    n_mels: int
-    n_audio_ctx: int
-    n_audio_state: int
-    n_audio_head: int
-    n_audio_layer: int
-    n_vocab: int
-    n_text_ctx: int
-    n_text_state: int
-    n_text_head: int
-    n_text_layer: int
-
-    @classmethod
-    def from_ct2(cls, m: CT2Model) -> "WhisperDims":
-        def n_layers(prefix: str) -> int:
-            return sum(1 for k in m.variables if k.startswith(prefix) and k.endswith("ffn/linear_0/weight"))
-
-        return cls(
-            n_mels=m["encoder/conv1/weight"].shape[1],
-            n_audio_ctx=m["encoder/position_encodings/encodings"].shape[0],
-            n_audio_state=m["encoder/conv1/weight"].shape[0],
-            n_audio_head=m.scalar("encoder/num_heads"),
-            n_audio_layer=n_layers("encoder/"),
-            n_vocab=m["decoder/embeddings/weight"].shape[0],
-            n_text_ctx=m["decoder/position_encodings/encodings"].shape[0],
-            n_text_state=m["decoder/embeddings/weight"].shape[1],
-            n_text_head=m.scalar("decoder/num_heads"),
-            n_text_layer=n_layers("decoder/"),
-        )
 
 
 def _linear(m: CT2Model, prefix: str) -> nn.Linear:

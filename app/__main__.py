@@ -1,0 +1,5 @@
+import sys
+
+from voxprompt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""`voxprompt`: transcribe files, export models."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from voxprompt.audio import AudioError, probe
+from voxprompt.manifest import ModelError
+from voxprompt.writers import FORMATS, format_timestamp, open_writer
+
+
+def _error(message: str) -> None:
+    print(f"voxprompt: error: {message}", file=sys.stderr)
+
+
+def _resolve_model(model: str | None, log) -> Path:
+    if model:
+        return Path(model)
+    from voxprompt.export.default_model import ensure_default_model
+
+    return ensure_default_model(log=log)
+
+
+def _load_transcriber(args, log):
+    from voxprompt.encoder import EncoderOptions
+    from voxprompt.llm import LlmOptions
+    from voxprompt.transcriber import Transcriber
+
+    model_dir = _resolve_model(args.model, log)
+    gpu_layers = 0 if args.device == "cpu" else -1
+    return Transcriber(model_dir, EncoderOptions(device=args.device, n_threads=args.threads),
+                       LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers))
+
+
+class _Display:
+    """Streams tokens to the terminal; on a terminal a long file also gets a progress bar."""
+
+    def __init__(self, console, live_progress: bool):
+        self.console = console
+        self.live_progress = live_progress
+        self.progress = None
+        self._line = ""
+
+    def start_file(self, path: Path, duration: float):
+        self.console.print(f"[bold]{path}[/] ({duration:.1f} s)", highlight=False)
+        if self.live_progress and duration > 30:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.task = self.progress.add_task(path.name, total=duration)
+            self.progress.start()
+
+    def segment_start(self, segment):
+        self._line = f"[{format_timestamp(segment.start_s)} -> {format_timestamp(segment.end_s)}] "
+        if self.progress is None:
+            self.console.file.write(self._line)
+            self.console.file.flush()
+
+    def token(self, text: str):
+        if self.progress is None:
+            self.console.file.write(text)
+            self.console.file.flush()
+        else:
+            self._line += text
+            self.progress.update(self.task, description=self._line[-80:])
+
+    def segment_end(self, segment):
+        if self.progress is None:
+            self.console.file.write("\n")
+            self.console.file.flush()
+        else:
+            self.progress.console.print(self._line, highlight=False, markup=False)
+
+    def advance(self, seconds: float):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=seconds)
+
+    def end_file(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def cmd_transcribe(args) -> int:
+    from rich.console import Console
+
+    console = Console(file=sys.stdout, highlight=False)
+    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+    try:
+        transcriber = _load_transcriber(args, log)
+    except (ModelError, OSError, ValueError, RuntimeError) as exc:
+        _error(str(exc))
+        return 2
+    log(transcriber.describe_devices())
+    display = _Display(console, live_progress=sys.stdout.isatty() and not args.quiet)
+    failed = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            info = probe(path)
+        except AudioError as exc:
+            _error(str(exc))
+            failed += 1
+            continue
+        writer = open_writer(args.format, Path(args.output_dir), path) if args.output_dir else None
+        display.start_file(path, info.duration)
+        file_failed = False
+        try:
+            for segment in transcriber.transcribe_file(
+                    path, on_token=None if args.quiet else display.token,
+                    on_segment_start=None if args.quiet else display.segment_start, on_progress=display.advance):
+                if not args.quiet:
+                    display.segment_end(segment)
+                if writer is not None:
+                    writer.add(segment)
+        except AudioError as exc:
+            display.end_file()
+            _error(str(exc))
+            failed += 1
+            file_failed = True
+        except KeyboardInterrupt:
+            display.end_file()
+            _error(f"interrupted; what was transcribed so far is in {writer.path if writer else 'the output above'}")
+            return 130
+        finally:
+            display.end_file()
+            if writer is not None:
+                writer.close()
+        if writer is not None and not file_failed:
+            log(f"wrote {writer.path} ({writer.count} segments)")
+    transcriber.close()
+    if failed:
+        _error(f"{failed} of {len(args.files)} files failed")
+    return 1 if failed else 0
+
+
+def cmd_export(args) -> int:
+    from voxprompt.export.default_model import build_default_model
+
+    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+    try:
+        out = build_default_model(args.out, encoder=args.encoder, quant=args.quant, log=log)
+    except (ModelError, ValueError, RuntimeError, OSError) as exc:
+        _error(str(exc))
+        return 2
+    log(f"model written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxprompt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg; any rate and channels)")
+    t.add_argument("files", nargs="+", metavar="FILE")
+    t.add_argument("--format", choices=FORMATS, default="txt", help="transcript format (default: txt)")
+    t.add_argument("--output-dir", metavar="DIR", help="write DIR/<stem>.<format> for each file")
+    t.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the encoder and LLM run (default: GPU when available)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
+    t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
+    t.set_defaults(func=cmd_transcribe)
+
+    from voxprompt.export.gguf_llm import QUANTIZATIONS
+
+    e = sub.add_parser("export", help="build a model directory (encoder.onnx, llm.gguf, manifest.json)")
+    e.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
+    e.add_argument("--encoder", choices=("tiny.en", "base"), default="tiny.en", help="Whisper encoder")
+    e.add_argument("--quant", choices=tuple(QUANTIZATIONS), default="q8_0", help="LLM quantisation")
+    e.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""manifest.json: the one description of an exported model directory, written by export, read by the app."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from voxprompt.audio import SAMPLE_RATE
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class ModelError(Exception):
+    """A model directory that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """prefix tokens, speech vectors, suffix tokens, then the transcript up to a stop token."""
+
+    prefix: str
+    suffix: str
+    stop: tuple[str, ...] = ()  # besides the LLM's own end-of-generation tokens
+
+
+# SmolLM2-Instruct's chat format around the speech; the prefix never changes, so it stays in the KV cache.
+DEFAULT_PROMPT = PromptTemplate(
+    prefix="<|im_start|>system\nTranscribe the speech.<|im_end|>\n<|im_start|>user\n",
+    suffix="<|im_end|>\n<|im_start|>assistant\n",
+    stop=("<|im_end|>",),
+)
+
+
+@dataclass(frozen=True)
+class TokenBound:
+    """At most per_second * seconds + extra new tokens per segment: a runaway loop ends there."""
+
+    per_second: float
+    extra: int
+
+    def __call__(self, seconds: float) -> int:
+        return int(math.ceil(self.per_second * seconds)) + self.extra
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    file: str
+    name: str
+    pad_multiple: int  # samples: the input is zero-padded to a multiple of this (the padding policy)
+    vectors_per_second: float
+    max_seconds: float  # longest segment the encoder accepts
+    providers_hint: str = "any"
+
+
+@dataclass(frozen=True)
+class LlmSpec:
+    file: str
+    name: str
+    width: int  # embedding width: the encoder's output must match it
+    quantization: str
+    adapter: str | None = None  # a GGUF LoRA adapter applied at load time
+
+
+@dataclass(frozen=True)
+class Manifest:
+    encoder: EncoderSpec
+    llm: LlmSpec
+    prompt: PromptTemplate
+    token_bound: TokenBound
+    sample_rate: int = SAMPLE_RATE
+    format_version: int = FORMAT_VERSION
+    sha256: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        prompt = d["prompt"]
+        return cls(
+            encoder=EncoderSpec(**d["encoder"]),
+            llm=LlmSpec(**d["llm"]),
+            prompt=PromptTemplate(prompt["prefix"], prompt["suffix"], tuple(prompt.get("stop", ()))),
+            token_bound=TokenBound(**d["token_bound"]),
+            sample_rate=d["sample_rate"],
+            format_version=d["format_version"],
+            sha256=d.get("sha256", {}),
+            provenance=d.get("provenance", {}),
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_files(manifest: Manifest) -> list[str]:
+    return [f for f in (manifest.encoder.file, manifest.llm.file, manifest.llm.adapter) if f]
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
+    """Hash the model's files into the manifest and write it last (its presence marks a complete model)."""
+    from dataclasses import replace
+
+    hashes = {name: sha256_file(directory / name) for name in model_files(manifest)}
+    manifest = replace(manifest, sha256=hashes)
+    tmp = directory / (MANIFEST_NAME + ".partial")
+    tmp.write_text(manifest.to_json())
+    tmp.replace(directory / MANIFEST_NAME)
+    return manifest
+
+
+def load_manifest(directory: str | Path, verify: bool = True) -> Manifest:
+    """Read and check a model directory: version, sample rate, files present and matching their hashes."""
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        raise ModelError(f"{directory}: no {MANIFEST_NAME}; build a model with `voxprompt export`")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc}); re-run `voxprompt export`") from None
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path}: format version {version}, this voxprompt reads {FORMAT_VERSION}; re-export the model")
+    try:
+        manifest = Manifest.from_dict(raw)
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: malformed manifest ({exc}); re-run `voxprompt export`") from None
+    if manifest.sample_rate != SAMPLE_RATE:
+        raise ModelError(f"{path}: sample rate {manifest.sample_rate}, the runtime works at {SAMPLE_RATE}")
+    for name in model_files(manifest):
+        file = directory / name
+        if not file.exists():
+            raise ModelError(f"{directory}: {name} is missing; re-run `voxprompt export`")
+        if verify and manifest.sha256.get(name) != sha256_file(file):
+            raise ModelError(f"{directory}: {name} does not match its sha256 in the manifest; re-run `voxprompt export`")
+    return manifest

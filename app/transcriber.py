@@ -1,0 +1,114 @@
+"""The pipeline: audio -> VAD segments -> encoder.onnx -> speech vectors -> llama.cpp -> Segment results."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from voxprompt.audio import SAMPLE_RATE, stream_audio
+from voxprompt.encoder import EncoderOptions, SpeechEncoder
+from voxprompt.llm import LlmOptions, SpeechPromptLLM
+from voxprompt.manifest import Manifest, ModelError, load_manifest
+from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
+
+
+@dataclass(frozen=True)
+class Timing:
+    encode_ms: float
+    prompt_ms: float  # prompt decode up to the first new token
+    generate_ms: float  # the remaining tokens
+    n_tokens: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.n_tokens / (self.generate_ms / 1000) if self.generate_ms > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One transcribed stretch of speech; times are seconds in the original audio."""
+
+    start: float
+    end: float
+    text: str
+    tokens: list[int] = field(repr=False)
+    timing: Timing = field(repr=False, compare=False)
+
+
+TokenCallback = Callable[[str], None]
+
+
+class Transcriber:
+    """Loads a model directory once; transcribes segments, files and streams with it."""
+
+    def __init__(self, model_dir: str | Path, encoder_options: EncoderOptions = EncoderOptions(),
+                 llm_options: LlmOptions = LlmOptions(), vad_options: VadOptions = VadOptions(),
+                 verify: bool = True):
+        model_dir = Path(model_dir)
+        self.manifest: Manifest = load_manifest(model_dir, verify=verify)
+        m = self.manifest
+        self.vad_options = vad_options
+        self.encoder = SpeechEncoder(model_dir / m.encoder.file, m.encoder, encoder_options)
+        adapter = model_dir / m.llm.adapter if m.llm.adapter else None
+        self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, adapter_path=adapter)
+        if not (self.encoder.width == self.llm.width == m.llm.width):
+            raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
+                             f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
+
+    def describe_devices(self) -> str:
+        llm = "GPU offload" if self.llm.gpu_offload else "CPU"
+        return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
+
+    def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None) -> Segment:
+        t0 = time.perf_counter()
+        speech = self.encoder(segment.audio)
+        t1 = time.perf_counter()
+        tokens: list[int] = []
+        pieces: list[str] = []
+        t_first = None
+        for piece in self.llm.generate(speech, self.manifest.token_bound(segment.duration)):
+            if t_first is None:
+                t_first = time.perf_counter()
+            tokens.append(piece.token)
+            pieces.append(piece.text)
+            if on_token is not None and piece.text:
+                on_token(piece.text)
+        t2 = time.perf_counter()
+        t_first = t_first or t2
+        timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
+        text = " ".join("".join(pieces).split())  # one line: subtitle formats end an entry at a blank line
+        return Segment(segment.start_s, segment.end_s, text, tokens, timing)
+
+    def segments(self, blocks: Iterator[np.ndarray]) -> Iterator[SpeechSegment]:
+        """VAD over a stream of 16 kHz blocks; memory stays bounded by the longest segment."""
+        vad = VadSegmenter(self.vad_options)
+        for block in blocks:
+            yield from vad.push(block)
+        yield from vad.flush()
+
+    def transcribe_file(self, path: str | Path, on_token: TokenCallback | None = None,
+                        on_segment_start: Callable[[SpeechSegment], None] | None = None,
+                        on_progress: Callable[[float], None] | None = None) -> Iterator[Segment]:
+        """Stream a file from disk and yield its Segments as each one is finished."""
+        seen = 0
+
+        def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal seen
+            for block in blocks:
+                seen += len(block)
+                yield block
+
+        for speech in self.segments(counted(stream_audio(path, block_seconds=10.0))):
+            if on_segment_start is not None:
+                on_segment_start(speech)
+            yield self.transcribe_segment(speech, on_token)
+            if on_progress is not None:
+                on_progress(seen / SAMPLE_RATE)
+        if on_progress is not None:
+            on_progress(seen / SAMPLE_RATE)
+
+    def close(self) -> None:
+        self.llm.close()

@@ -1,0 +1,147 @@
+"""Voice activity segmentation with webrtcvad: pre-roll, hang-over, and long speech split at a quiet point.
+
+Segments carry their start in the original stream's samples, so times need no mapping back.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxprompt.audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    aggressiveness: int = 2  # webrtcvad's 0 (lenient) .. 3 (strict)
+    frame_ms: int = 30  # webrtcvad takes 10, 20 or 30 ms frames
+    pre_roll_ms: int = 300  # kept before the first voiced frame, so onsets are not clipped
+    hangover_ms: int = 600  # this much silence ends a segment
+    tail_ms: int = 240  # kept after the last voiced frame, so word endings are not cut
+    min_speech_ms: int = 120  # segments with less voiced audio are dropped as clicks
+    max_segment_s: float = 20.0  # longer speech is split (the encoder takes at most 30 s)
+    split_window_s: float = 4.0  # the split goes at the quietest frame within this much of the limit
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    start: int  # first sample, counted from the start of the stream
+    audio: np.ndarray  # 16 kHz mono float32
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.audio)
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end / SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+class VadSegmenter:
+    """Feed audio of any block size with push(); completed segments come back as they close."""
+
+    def __init__(self, options: VadOptions = VadOptions()):
+        import webrtcvad
+
+        self.options = options
+        self._vad = webrtcvad.Vad(options.aggressiveness)
+        self.frame = SAMPLE_RATE * options.frame_ms // 1000
+        ms = lambda v: max(1, v // options.frame_ms)
+        self._pre_roll = ms(options.pre_roll_ms)
+        self._hangover = ms(options.hangover_ms)
+        self._tail = ms(options.tail_ms)
+        self._min_voiced = ms(options.min_speech_ms)
+        self._max_frames = int(options.max_segment_s * 1000) // options.frame_ms
+        self._split_window = int(options.split_window_s * 1000) // options.frame_ms
+        self._pending = np.zeros(0, np.float32)
+        self._frames_seen = 0
+        self._history: deque[np.ndarray] = deque(maxlen=self._pre_roll)
+        self._frames: list[np.ndarray] = []  # the open segment
+        self._energy: list[float] = []
+        self._start_frame = 0
+        self._last_voiced = -1  # index into _frames
+        self._voiced = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return bool(self._frames)
+
+    def current(self) -> SpeechSegment | None:
+        """The open segment so far (for partial results), or None during silence."""
+        if not self._frames:
+            return None
+        return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames))
+
+    def push(self, pcm: np.ndarray) -> list[SpeechSegment]:
+        pcm = np.concatenate([self._pending, np.asarray(pcm, np.float32)])
+        n = len(pcm) // self.frame
+        self._pending = pcm[n * self.frame:]
+        closed: list[SpeechSegment] = []
+        for i in range(n):
+            segment = self._step(pcm[i * self.frame: (i + 1) * self.frame])
+            if segment is not None:
+                closed.append(segment)
+        return closed
+
+    def flush(self) -> list[SpeechSegment]:
+        """End of stream: close the open segment, the partial last frame included."""
+        if self._frames and len(self._pending):
+            self._frames.append(self._pending)
+            self._energy.append(0.0)
+        self._pending = np.zeros(0, np.float32)
+        segment = self._close(len(self._frames))
+        return [segment] if segment is not None else []
+
+    def _step(self, frame: np.ndarray) -> SpeechSegment | None:
+        index = self._frames_seen
+        self._frames_seen += 1
+        pcm16 = (np.clip(frame, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        voiced = self._vad.is_speech(pcm16, SAMPLE_RATE)
+        if not self._frames:
+            if not voiced:
+                self._history.append(frame)
+                return None
+            self._frames = list(self._history)  # pre-roll
+            self._energy = [0.0] * len(self._frames)
+            self._start_frame = index - len(self._frames)
+            self._history.clear()
+            self._voiced, self._last_voiced = 0, -1
+        self._frames.append(frame)
+        self._energy.append(float(np.mean(frame * frame)))
+        if voiced:
+            self._voiced += 1
+            self._last_voiced = len(self._frames) - 1
+        if len(self._frames) - 1 - self._last_voiced >= self._hangover:
+            return self._close(min(len(self._frames), self._last_voiced + 1 + self._tail))
+        if len(self._frames) >= self._max_frames:
+            return self._split()
+        return None
+
+    def _close(self, n_frames: int) -> SpeechSegment | None:
+        frames, voiced, start = self._frames[:n_frames], self._voiced, self._start_frame
+        # What follows the kept tail is silence: it becomes the next segment's pre-roll.
+        self._history.extend(self._frames[n_frames:])
+        self._frames, self._energy, self._voiced, self._last_voiced = [], [], 0, -1
+        if not frames or voiced < self._min_voiced:
+            return None
+        return SpeechSegment(start * self.frame, np.concatenate(frames))
+
+    def _split(self) -> SpeechSegment:
+        """Cut a too-long segment at its quietest frame near the end; the rest stays open."""
+        lo = max(1, len(self._frames) - self._split_window)
+        cut = lo + int(np.argmin(self._energy[lo:]))
+        head = SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames[:cut]))
+        self._frames, self._energy = self._frames[cut:], self._energy[cut:]
+        self._start_frame += cut
+        self._last_voiced = max(-1, self._last_voiced - cut)
+        self._voiced = max(1, self._last_voiced + 1)
+        return head

