@@ -5,6 +5,7 @@ suffix tokens, then the transcript and the end token.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +84,8 @@ class SpeechLLM(nn.Module):
     def greedy_decode(self, pcm: Tensor, max_new_tokens: int) -> list[int]:
         """Reference decoding: greedy argmax with a KV cache, stopping at a stop token."""
         speech = self.speech_encoder(pcm[None])[0]
+        # transformers 5.x renamed past_key_values to cache; accept either.
+        cache_name = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
         out = self.llm(inputs_embeds=self.prompt_embeddings(speech), use_cache=True)
         tokens: list[int] = []
         for _ in range(max_new_tokens):
@@ -90,5 +93,5 @@ class SpeechLLM(nn.Module):
             if nxt in self.prompt.stop:
                 break
             tokens.append(nxt)
-            out = self.llm(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+            out = self.llm(input_ids=torch.tensor([[nxt]]), use_cache=True, **{cache_name: getattr(out, cache_name)})
         return tokens

@@ -1,0 +1,64 @@
+"""Shared fixtures: real recordings, the installed pre-trained parts, small exported models."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxprompt.audio import SAMPLE_RATE, load_audio
+
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/en")
+ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+
+
+def _require(path: Path, package: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: install the Debian package {package} (scripts/install.sh does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def asterisk_transcripts() -> dict[str, str]:
+    lines = gzip.open(_require(ASTERISK_TEXT, "asterisk-core-sounds-en"), "rt", encoding="utf-8", errors="replace")
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+@pytest.fixture(scope="session")
+def recording() -> Path:
+    """A real recording of a person (8 kHz telephone prompt): 'Please leave your message after the tone...'."""
+    return _require(ASTERISK_SOUNDS / "vm-intro.wav", "asterisk-core-sounds-en-wav")
+
+
+@pytest.fixture(scope="session")
+def recording_audio(recording) -> np.ndarray:
+    return load_audio(recording)
+
+
+@pytest.fixture(scope="session")
+def tiny_ct2():
+    from voxprompt.models.assets import whisper_asset
+    from voxprompt.models.ctranslate2 import read_ct2_model
+
+    return read_ct2_model(whisper_asset("tiny.en").model_bin)
+
+
+@pytest.fixture(scope="session")
+def f16_model_dir(tmp_path_factory) -> Path:
+    """The default recipe exported at f16: the runtime side of the exactness checks."""
+    from voxprompt.export.default_model import build_default_model
+
+    return build_default_model(tmp_path_factory.mktemp("models") / "f16", quant="f16", log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The bundled default model, built into the user's cache as a user's first run would."""
+    from voxprompt.export.default_model import ensure_default_model
+
+    return ensure_default_model(log=lambda *_: None)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE), np.float32)

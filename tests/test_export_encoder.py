@@ -1,0 +1,66 @@
+"""encoder.onnx (written without torch) computes what the PyTorch encoder + projector compute."""
+import numpy as np
+import pytest
+import torch
+
+from voxprompt.encoder import SpeechEncoder as OrtEncoder
+from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
+from voxprompt.manifest import EncoderSpec
+from voxprompt.models.frontend import PAD_MULTIPLE
+from voxprompt.models.projector import ProjectorDims, ProjectorWeights
+from voxprompt.models.speech_llm import Projector, SpeechEncoder
+from voxprompt.models.whisper import WhisperEncoder
+from voxprompt.models.whisper_dims import WhisperDims
+
+SPEC = EncoderSpec("encoder.onnx", "whisper-tiny.en", PAD_MULTIPLE, 12.5, 30.0)
+
+
+@pytest.fixture(scope="module")
+def projector():
+    return ProjectorWeights.init(ProjectorDims(4, 384, 256, 576), seed=3)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_ct2, projector):
+    path = tmp_path_factory.mktemp("enc") / "encoder.onnx"
+    build_whisper_encoder_onnx(tiny_ct2, projector, path)
+    return OrtEncoder(path, SPEC)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_ct2, projector):
+    encoder = WhisperEncoder(tiny_ct2, WhisperDims.from_ct2(tiny_ct2))
+    return SpeechEncoder(encoder, Projector.from_weights(projector)).eval()
+
+
+def test_onnx_matches_pytorch_on_a_real_recording(exported, reference, recording_audio):
+    ours = exported(recording_audio)
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(exported.pad(recording_audio))[None])[0].numpy()
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+@pytest.mark.parametrize("seconds", [0.05, 1.0, 7.3, 29.9])
+def test_any_length_up_to_30_s_gives_12_5_vectors_per_second(exported, reference, seconds):
+    pcm = (np.random.default_rng(0).standard_normal(int(seconds * 16000)) * 0.05).astype(np.float32)
+    ours = exported(pcm)
+    assert ours.shape == (int(np.ceil(seconds * 12.5)), 576)
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(exported.pad(pcm))[None])[0].numpy()
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+def test_longer_than_the_encoder_window_is_refused(exported):
+    with pytest.raises(ValueError, match="longer than"):
+        exported(np.zeros(31 * 16000, np.float32))
+
+
+def test_projector_width_must_match_the_encoder(tmp_path, tiny_ct2):
+    wrong = ProjectorWeights.init(ProjectorDims(4, 512, 64, 576))
+    with pytest.raises(ValueError, match="384"):
+        build_whisper_encoder_onnx(tiny_ct2, wrong, tmp_path / "x.onnx")
+
+
+def test_runs_on_cpu_here(exported):
+    assert exported.device == "cpu"
