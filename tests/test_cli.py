@@ -1,0 +1,114 @@
+"""`voxprompt transcribe` as a user runs it: batches with bad files, outputs on disk, interruption."""
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import silence
+from voxprompt.audio import SAMPLE_RATE
+
+
+def voxprompt(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "voxprompt", *map(str, args)], capture_output=True, text=True,
+                          timeout=kwargs.pop("timeout", 600), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, recording_audio, default_model_dir):
+    d = tmp_path_factory.mktemp("batch")
+    sf.write(d / "speech.wav", np.concatenate([silence(0.5), recording_audio, silence(0.5)]), SAMPLE_RATE)
+    stereo = np.stack([recording_audio, recording_audio], axis=1)
+    sf.write(d / "speech44k.flac", np.repeat(stereo, 1, axis=0), SAMPLE_RATE)  # resampled below by the test
+    sf.write(d / "quiet.ogg", silence(8.0), SAMPLE_RATE)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "notes.wav").write_text("shopping list: milk, eggs\n")
+    good = sf.read(d / "speech.wav")[0]
+    bad = bytearray((d / "speech44k.flac").read_bytes())
+    bad[len(bad) // 3: len(bad) // 3 + 2000] = bytes(2000)
+    (d / "corrupt.flac").write_bytes(bytes(bad))
+    return d
+
+
+def test_batch_keeps_going_past_bad_files(batch, tmp_path):
+    files = ["speech.wav", "missing.wav", "empty.wav", "notes.wav", "corrupt.flac", "quiet.ogg", "speech44k.flac"]
+    result = voxprompt("transcribe", *[batch / f for f in files], "--output-dir", tmp_path, "--format", "srt")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("voxprompt: error:")]
+    for name in ("missing.wav", "empty.wav", "notes.wav", "corrupt.flac"):
+        assert sum(name in line for line in errors) == 1, result.stderr
+    assert "4 of 7 files failed" in errors[-1]
+    # good files are transcribed and written; silence gives an empty, valid transcript
+    for name in ("speech", "speech44k"):
+        srt = (tmp_path / f"{name}.srt").read_text()
+        assert srt.startswith("1\n00:00:0") and "-->" in srt
+    assert (tmp_path / "quiet.srt").read_text() == ""
+    assert not (tmp_path / "missing.srt").exists() and not (tmp_path / "notes.srt").exists()
+    # the transcript streams to stdout too
+    assert "speech.wav" in result.stdout and "-> " in result.stdout
+
+
+def test_segment_times_refer_to_the_original_audio(batch, tmp_path, recording_audio):
+    padded = np.concatenate([silence(6.0), recording_audio, silence(1.0)])
+    sf.write(tmp_path / "late.wav", padded, SAMPLE_RATE)
+    result = voxprompt("transcribe", tmp_path / "late.wav", "--output-dir", tmp_path, "--format", "json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    segments = json.loads((tmp_path / "late.json").read_text())["segments"]
+    assert len(segments) == 1
+    assert 5.6 <= segments[0]["start"] <= 6.1
+    assert abs(segments[0]["end"] - (6.0 + len(recording_audio) / SAMPLE_RATE)) < 0.5
+
+
+def test_interrupted_run_keeps_finished_segments(tmp_path, recording_audio, default_model_dir):
+    chunk = np.concatenate([recording_audio, silence(1.5)])
+    sf.write(tmp_path / "long.wav", np.tile(chunk, 40), SAMPLE_RATE)
+    out = tmp_path / "long.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "transcribe", tmp_path / "long.wav",
+                             "--output-dir", tmp_path, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr
+    lines = out.read_text().splitlines()
+    assert 2 <= len(lines) < 40 and all(lines)
+
+
+def test_unknown_model_directory_is_one_line(tmp_path, recording):
+    result = voxprompt("transcribe", recording, "--model", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "voxprompt export" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_hour_file_streams_in_bounded_memory(tmp_path, recording_audio, default_model_dir):
+    path = tmp_path / "two_hours.flac"
+    minute = silence(60.0)
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, format="FLAC") as f:
+        for m in range(120):
+            block = minute.copy()
+            if m % 20 == 0:  # a few utterances spread over the two hours
+                block[SAMPLE_RATE: SAMPLE_RATE + len(recording_audio)] = recording_audio
+            f.write(block)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = voxprompt("transcribe", path, "--output-dir", tmp_path, "--format", "vtt", "--quiet", timeout=1800)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert result.returncode == 0, result.stderr
+    vtt = (tmp_path / "two_hours.vtt").read_text()
+    assert vtt.count("-->") == 6
+    # the last utterance, placed at 100 min + 1 s, keeps its original time (less the pre-roll)
+    last_start = vtt.strip().split("\n\n")[-1].split(" -->")[0]
+    h, m, s = last_start.split(":")
+    assert 6000.5 <= int(h) * 3600 + int(m) * 60 + float(s) <= 6001.5
+    # the whole file decoded is 230 MB of float32 alone; streaming keeps the process far below that
+    assert peak_mb < 600 or before / 1024 >= 600, f"peak RSS {peak_mb:.0f} MB"

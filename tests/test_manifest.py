@@ -1,0 +1,61 @@
+"""A model directory is checked against its manifest before anything runs."""
+import json
+import shutil
+
+import pytest
+
+from voxprompt.manifest import FORMAT_VERSION, ModelError, load_manifest
+from voxprompt.transcriber import Transcriber
+
+
+@pytest.fixture
+def model_copy(tmp_path, f16_model_dir):
+    """A private copy (files hard-linked where possible: they are only read or replaced)."""
+    target = tmp_path / "model"
+    shutil.copytree(f16_model_dir, target, copy_function=shutil.copy)
+    return target
+
+
+def edit_manifest(directory, change):
+    path = directory / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_manifest_describes_the_model(f16_model_dir):
+    m = load_manifest(f16_model_dir)
+    assert m.format_version == FORMAT_VERSION and m.sample_rate == 16000
+    assert m.encoder.vectors_per_second == 12.5 and m.llm.width == 576 and m.llm.quantization == "f16"
+    assert set(m.sha256) == {"encoder.onnx", "llm.gguf"}
+    assert "Whisper" in m.provenance["encoder"]
+
+
+def test_other_format_version_is_refused(model_copy):
+    edit_manifest(model_copy, lambda d: d.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ModelError, match="format version"):
+        load_manifest(model_copy)
+
+
+def test_modified_file_fails_its_hash(model_copy):
+    with open(model_copy / "encoder.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="sha256"):
+        load_manifest(model_copy)
+
+
+def test_missing_file_is_named(model_copy):
+    (model_copy / "llm.gguf").unlink()
+    with pytest.raises(ModelError, match="llm.gguf is missing"):
+        load_manifest(model_copy)
+
+
+def test_width_mismatch_is_a_clear_error(model_copy):
+    edit_manifest(model_copy, lambda d: d["llm"].update(width=768))
+    with pytest.raises(ModelError, match="576"):
+        Transcriber(model_copy)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ModelError, match="voxprompt export"):
+        load_manifest(tmp_path)

@@ -1,0 +1,64 @@
+"""VAD segmentation: speech found with its onset kept, silence dropped, long speech split, times exact."""
+import numpy as np
+import pytest
+
+from conftest import silence
+from voxprompt.audio import SAMPLE_RATE
+from voxprompt.vad import VadOptions, VadSegmenter
+
+
+def run(audio, options=VadOptions(), block=4000):
+    vad = VadSegmenter(options)
+    segments = []
+    for i in range(0, len(audio), block):
+        segments += vad.push(audio[i:i + block])
+    return segments + vad.flush()
+
+
+def test_silence_gives_no_segments():
+    assert run(silence(10.0)) == []
+
+
+def test_low_noise_gives_no_segments():
+    noise = (np.random.default_rng(1).standard_normal(10 * SAMPLE_RATE) * 1e-3).astype(np.float32)
+    assert run(noise) == []
+
+
+def test_two_utterances_with_original_times(recording_audio):
+    speech_s = len(recording_audio) / SAMPLE_RATE
+    audio = np.concatenate([silence(2.0), recording_audio, silence(2.0), recording_audio, silence(1.0)])
+    segments = run(audio)
+    assert len(segments) == 2
+    second_onset = 2.0 + speech_s + 2.0
+    for seg, onset in zip(segments, (2.0, second_onset)):
+        # the pre-roll reaches back before the first voiced frame, never more than 0.3 s plus a frame
+        assert onset - 0.35 <= seg.start_s <= onset + 0.3
+        assert seg.end_s <= onset + speech_s + 0.3
+        start = seg.start
+        assert np.array_equal(seg.audio, audio[start:start + len(seg.audio)])
+
+
+def test_block_size_does_not_change_segments(recording_audio):
+    audio = np.concatenate([silence(1.0), recording_audio, silence(1.5), recording_audio])
+    a, b = run(audio, block=160), run(audio, block=48000)
+    assert [(s.start, s.end) for s in a] == [(s.start, s.end) for s in b]
+
+
+def test_long_speech_is_split_at_a_quiet_point(recording_audio):
+    # 40 s of speech with only short pauses: no silence long enough for the hang-over to end it.
+    gap = silence(0.2)
+    audio = np.concatenate([np.concatenate([recording_audio, gap])] * int(40 / (len(recording_audio) / SAMPLE_RATE)))
+    options = VadOptions(max_segment_s=12.0, split_window_s=4.0)
+    segments = run(audio, options)
+    assert len(segments) >= 3
+    assert all(s.duration <= 12.0 + 1e-6 for s in segments)
+    # consecutive pieces of a split touch: nothing is lost between them
+    for a, b in zip(segments, segments[1:]):
+        if b.start - a.end < SAMPLE_RATE * 0.5:
+            assert b.start == a.end
+
+
+def test_a_click_is_not_speech():
+    click = np.zeros(SAMPLE_RATE, np.float32)
+    click[8000:8040] = 0.9
+    assert run(np.concatenate([silence(1.0), click, silence(1.0)]), VadOptions(aggressiveness=3)) == []
