@@ -64,3 +64,21 @@ def test_projector_width_must_match_the_encoder(tmp_path, tiny_ct2):
 
 def test_runs_on_cpu_here(exported):
     assert exported.device == "cpu"
+
+
+@pytest.mark.slow
+def test_whisper_base_is_a_supported_encoder(tmp_path, recording_audio):
+    from voxprompt.models.assets import whisper_asset
+    from voxprompt.models.ctranslate2 import read_ct2_model
+
+    base = read_ct2_model(whisper_asset("base", cache_dir=tmp_path).model_bin)
+    dims = WhisperDims.from_ct2(base)
+    assert (dims.n_audio_state, dims.n_audio_layer, dims.n_vocab) == (512, 6, 51865)
+    projector = ProjectorWeights.init(ProjectorDims(4, 512, 128, 576), seed=1)
+    build_whisper_encoder_onnx(base, projector, tmp_path / "encoder.onnx")
+    session = OrtEncoder(tmp_path / "encoder.onnx", SPEC)
+    ours = session(recording_audio)
+    reference = SpeechEncoder(WhisperEncoder(base, dims), Projector.from_weights(projector)).eval()
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(session.pad(recording_audio))[None])
+    assert np.abs(ours - theirs[0].numpy()).max() < 1e-4

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Speed and memory of voxprompt per LLM quantisation, beside faster-whisper tiny.en, on the same files.
+
+    python scripts/benchmark.py [--files N] [--threads 2] [--quants q4_0 q8_0 f16]
+
+Each system runs in its own process (so peak RSS is its own); model loading is timed apart from
+transcription. Real-time factor = transcription wall time / audio duration (lower is faster).
+Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SOUNDS = Path("/usr/share/asterisk/sounds/en")
+TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+
+
+def benchmark_files(n: int) -> list[Path]:
+    """The n longest English prompts of the asterisk recordings (real speech, one speaker, 8 kHz)."""
+    names = [line.split(":", 1)[0] for line in gzip.open(TEXTS, "rt", errors="replace") if ":" in line]
+    files = [SOUNDS / f"{name}.wav" for name in names if (SOUNDS / f"{name}.wav").exists()]
+    files.sort(key=lambda p: (-p.stat().st_size, p.name))
+    return files[:n]
+
+
+def run_voxprompt(model_dir: str, files: list[str], threads: int) -> dict:
+    from voxprompt.audio import probe
+    from voxprompt.encoder import EncoderOptions
+    from voxprompt.llm import LlmOptions
+    from voxprompt.transcriber import Transcriber
+
+    t0 = time.perf_counter()
+    transcriber = Transcriber(model_dir, EncoderOptions(n_threads=threads), LlmOptions(n_threads=threads))
+    load_s = time.perf_counter() - t0
+    audio_s = sum(probe(f).duration for f in files)
+    segments = []
+    t0 = time.perf_counter()
+    for f in files:
+        segments += list(transcriber.transcribe_file(f))
+    wall = time.perf_counter() - t0
+    n_tokens = sum(s.timing.n_tokens for s in segments)
+    return {
+        "load_s": load_s, "audio_s": audio_s, "wall_s": wall, "segments": len(segments),
+        "encode_ms": sum(s.timing.encode_ms for s in segments) / len(segments),
+        "prompt_ms": sum(s.timing.prompt_ms for s in segments) / len(segments),
+        "tokens_per_s": n_tokens / (sum(s.timing.generate_ms for s in segments) / 1000),
+        "tokens_per_segment": n_tokens / len(segments),
+        "devices": transcriber.describe_devices(),
+    }
+
+
+def run_faster_whisper(files: list[str], threads: int) -> dict:
+    from faster_whisper import WhisperModel
+    from voxprompt.audio import load_audio
+    from voxprompt.models.assets import whisper_asset
+
+    t0 = time.perf_counter()
+    model = WhisperModel(str(whisper_asset("tiny.en").model_bin.parent), device="cpu", compute_type="int8",
+                         cpu_threads=threads)
+    load_s = time.perf_counter() - t0
+    audios = [load_audio(f) for f in files]  # decoding is not what is compared
+    t0 = time.perf_counter()
+    n_segments = 0
+    for audio in audios:
+        segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, condition_on_previous_text=False)
+        n_segments += len(list(segments))
+    wall = time.perf_counter() - t0
+    return {"load_s": load_s, "audio_s": sum(len(a) for a in audios) / 16000, "wall_s": wall,
+            "segments": n_segments}
+
+
+def child(args) -> None:
+    files = json.loads(args.child_files)
+    if args.child == "faster-whisper":
+        result = run_faster_whisper(files, args.threads)
+    else:
+        result = run_voxprompt(args.child, files, args.threads)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=40, help="how many recordings (default 40)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quants", nargs="+", default=["q4_0", "q8_0", "f16"])
+    parser.add_argument("--encoder", default="tiny.en")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-files", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    from voxprompt.export.default_model import ensure_default_model
+
+    files = [str(f) for f in benchmark_files(args.files)]
+    systems = [(f"voxprompt {args.encoder} + SmolLM2 {q}", str(ensure_default_model(args.encoder, q, log=lambda *_: None)))
+               for q in args.quants]
+    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper"))
+    rows = []
+    for label, target in systems:
+        out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
+                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
+        print(f"done: {label}", file=sys.stderr)
+
+    audio_s = rows[0][1]["audio_s"]
+    print(f"{len(files)} real recordings, {audio_s:.1f} s of audio; {args.threads} threads; "
+          f"{os.cpu_count()} CPUs; {rows[0][1].get('devices', '')}\n")
+    print("| system | RTF | load s | encoder ms/seg | prompt ms/seg | tokens/s | tokens/seg | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, r in rows:
+        fmt = lambda key, spec: format(r[key], spec) if key in r else "-"
+        print(f"| {label} | {r['wall_s'] / r['audio_s']:.3f} | {r['load_s']:.2f} | {fmt('encode_ms', '.1f')} | "
+              f"{fmt('prompt_ms', '.1f')} | {fmt('tokens_per_s', '.0f')} | {fmt('tokens_per_segment', '.1f')} | "
+              f"{r['peak_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

