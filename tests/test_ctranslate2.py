@@ -31,3 +31,14 @@ def test_truncated_file_is_a_clear_error(tmp_path, tiny_ct2):
     cut.write_bytes(data)
     with pytest.raises(ValueError, match="truncated"):
         read_ct2_model(cut)
+
+
+def test_encoder_only_copy_round_trips(tmp_path, tiny_ct2):
+    from voxprompt.models.ctranslate2 import write_ct2_model
+
+    write_ct2_model(tmp_path / "model.bin", tiny_ct2, keep=lambda n: n.startswith("encoder/"))
+    copy = read_ct2_model(tmp_path / "model.bin")
+    assert set(copy.variables) == {n for n in tiny_ct2.variables if n.startswith("encoder/")}
+    # float16 is how the package stores them: the round trip is exact
+    np.testing.assert_array_equal(copy["encoder/conv1/weight"], tiny_ct2["encoder/conv1/weight"])
+    assert WhisperDims.from_ct2(copy).n_audio_state == 384

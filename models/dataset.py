@@ -1,0 +1,174 @@
+"""Speech corpora for training and evaluation, generated offline, cached in shards, resumable.
+
+    python -m voxprompt.models.dataset --out data/ --train 12000
+
+Splits: `train` (TTS voices in TRAIN_VOICES + the real recordings' training prompts),
+`heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
+prompts never used in training). Each shard is an .npz of int16 audio with texts and voice ids;
+a shard that exists is not made again, so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from voxprompt.audio import load_audio, probe
+from voxprompt.models.assets import data_path
+from voxprompt.models.augment import augment
+from voxprompt.models.corpus import training_texts
+from voxprompt.models.tts import HELD_OUT, TRAIN_VOICES, synthesize
+
+ASTERISK_SOUNDS = data_path("/usr/share/asterisk/sounds/en", "asterisk", "en")
+ASTERISK_TEXT = data_path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz", "asterisk",
+                          "core-sounds-en.txt.gz")
+SHARD_SIZE = 500
+MAX_SECONDS = 25.0  # the encoder window is 30 s; augmentation adds up to 1 s of silence
+
+
+@dataclass(frozen=True)
+class Utterance:
+    audio: np.ndarray  # 16 kHz float32
+    text: str
+    source: str  # voice id or "real:<prompt>"
+
+
+def real_prompts() -> list[tuple[Path, str]]:
+    """The asterisk recordings with their transcripts (real speech, one speaker, 8 kHz)."""
+    prompts = []
+    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace"):
+        name, _, text = line.partition(":")
+        text = text.strip()
+        path = ASTERISK_SOUNDS / f"{name.strip()}.wav"
+        if text and path.exists() and not name.startswith("silence/") and not text.startswith("["):
+            if probe(path).duration <= MAX_SECONDS:
+                prompts.append((path, text))
+    return prompts
+
+
+def is_real_dev(path: Path) -> bool:
+    """A fixed quarter of the prompts, chosen by name: never trained on."""
+    return hashlib.sha256(path.stem.encode()).digest()[0] < 64
+
+
+def _write_shard(path: Path, utterances: list[Utterance]) -> None:
+    audio = [np.clip(u.audio * 32767, -32768, 32767).astype(np.int16) for u in utterances]
+    lengths = np.array([len(a) for a in audio])
+    tmp = path.with_suffix(".partial.npz")
+    np.savez(tmp, audio=np.concatenate(audio), lengths=lengths, texts=np.array([u.text for u in utterances]),
+             sources=np.array([u.source for u in utterances]))
+    tmp.replace(path)
+
+
+def read_shard(path: Path) -> list[Utterance]:
+    with np.load(path) as data:
+        offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
+        audio = data["audio"]
+        return [Utterance(audio[a:b].astype(np.float32) / 32767, str(t), str(s))
+                for a, b, t, s in zip(offsets[:-1], offsets[1:], data["texts"], data["sources"])]
+
+
+def read_split(folder: Path, split: str) -> Iterator[Utterance]:
+    for shard in sorted(folder.glob(f"{split}-*.npz")):
+        yield from read_shard(shard)
+
+
+def _synthetic(voices, texts: list[str], seed: int) -> Iterator[Utterance]:
+    for i, text in enumerate(texts):
+        rng = np.random.default_rng([seed, i])
+        voice = voices[int(rng.integers(len(voices)))]
+        speech = synthesize(voice, text, rate=float(rng.uniform(0.8, 1.25)), pitch=float(rng.uniform(0.8, 1.2)))
+        yield Utterance(augment(speech, rng), text, voice.id)
+
+
+def _make_shard(path: Path, make, chunk: list, start: int) -> int:
+    if not path.exists():
+        _write_shard(path, list(make(chunk, start)))
+    return len(chunk)
+
+
+def build_split(out: Path, split: str, items: list, make, progress=None, workers: int = 1) -> None:
+    """Write the split's shards (in parallel processes when workers > 1); existing shards are kept."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(out / f"{split}-{k // SHARD_SIZE:04d}.npz", make, items[k: k + SHARD_SIZE], k)
+            for k in range(0, len(items), SHARD_SIZE)]
+    if workers <= 1:
+        done = (_make_shard(*job) for job in jobs)
+        for n in done:
+            progress and progress(n)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        for n in pool.map(_make_shard, *zip(*jobs)):
+            progress and progress(n)
+
+
+def _real_plain(items, start):
+    for path, text in items:
+        yield Utterance(load_audio(path), text, f"real:{path.stem}")
+
+
+@dataclass(frozen=True)
+class _RealAugmented:
+    seed: int
+
+    def __call__(self, items, start):
+        for i, (path, text) in enumerate(items):
+            rng = np.random.default_rng([self.seed, 7, start + i])
+            yield Utterance(augment(load_audio(path), rng), text, f"real:{path.stem}")
+
+
+@dataclass(frozen=True)
+class _Synthetic:
+    held_out: bool
+    seed: int
+
+    def __call__(self, texts, start):
+        return _synthetic(HELD_OUT if self.held_out else TRAIN_VOICES, texts, self.seed + start)
+
+
+def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
+                 workers: int = 1) -> None:
+    from rich.progress import Progress
+
+    real = real_prompts()
+    real_dev = [(p, t) for p, t in real if is_real_dev(p)]
+    real_train = [(p, t) for p, t in real if not is_real_dev(p)]
+    held_texts = set(t for _, t in real_dev)
+    heldout_texts = training_texts(n_heldout, seed=seed + 1000, exclude=held_texts, template_share=0.3)
+    train_texts = training_texts(n_train, seed=seed, exclude=held_texts | set(heldout_texts))
+
+    rng = random.Random(seed)
+    real_train_items = [item for _ in range(real_repeats) for item in real_train]
+    rng.shuffle(real_train_items)
+    with Progress() as bar:
+        for split, items, make in (
+            ("real_dev", real_dev, _real_plain),
+            ("heldout", heldout_texts, _Synthetic(True, seed + 1000)),
+            ("train_real", real_train_items, _RealAugmented(seed)),
+            ("train", train_texts, _Synthetic(False, seed)),
+        ):
+            task = bar.add_task(split, total=len(items))
+            build_split(out, split, items, make, progress=lambda n, task=task: bar.advance(task, n), workers=workers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--train", type=int, default=12000, help="synthetic training utterances")
+    parser.add_argument("--heldout", type=int, default=300, help="held-out-voice utterances")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    args = parser.parse_args()
+    build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

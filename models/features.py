@@ -1,0 +1,52 @@
+"""Cached speech-encoder frames for training (the encoder is frozen: it runs once per utterance).
+
+Each utterance is padded by the inference padding policy and encoded on its own length, so training
+sees exactly the frames inference will produce. Frames are stored as float16 next to the audio shard.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voxprompt.models.dataset import read_shard
+from voxprompt.models.frontend import pad_waveform
+
+
+def features_path(shard: Path, encoder_name: str) -> Path:
+    return shard.with_name(f"{shard.stem}.{encoder_name}.frames.npz")
+
+
+@torch.no_grad()
+def encode_shard(shard: Path, encoder: torch.nn.Module, encoder_name: str, device: str = "cpu") -> Path:
+    """Write (once) the encoder frames of every utterance in an audio shard; returns their path."""
+    out = features_path(shard, encoder_name)
+    if out.exists():
+        return out
+    utterances = read_shard(shard)
+    padded = [pad_waveform(u.audio) for u in utterances]
+    frames: list[np.ndarray | None] = [None] * len(padded)
+    # Batch only utterances of the same padded length: padding further would change the frames.
+    by_length: dict[int, list[int]] = {}
+    for i, pcm in enumerate(padded):
+        by_length.setdefault(len(pcm), []).append(i)
+    for length, indices in by_length.items():
+        for k in range(0, len(indices), 32):
+            chunk = indices[k: k + 32]
+            batch = torch.from_numpy(np.stack([padded[i] for i in chunk])).to(device)
+            result = encoder(batch).float().cpu().numpy().astype(np.float16)  # fp32 as at inference
+            for i, f in zip(chunk, result):
+                frames[i] = f
+    lengths = np.array([len(f) for f in frames])
+    tmp = out.with_suffix(".partial.npz")
+    np.savez(tmp, frames=np.concatenate(frames), lengths=lengths)
+    tmp.replace(out)
+    return out
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    with np.load(path) as data:
+        offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
+        frames = data["frames"]
+        return [frames[a:b] for a, b in zip(offsets[:-1], offsets[1:])]

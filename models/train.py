@@ -1,0 +1,438 @@
+"""The training recipe: stage 1 aligns the projector with CTC, stage 2 adds the LM loss and LoRA.
+
+    python -m voxprompt.models.train --data data/ --out runs/default [--device cuda]
+
+Stage 1 (LLM frozen, no LLM forward): CTC over the projector's speech vectors, whose classifier is the
+LLM's own frozen token-embedding rows (+ a learned blank), pulling speech vectors towards embeddings
+the LLM already reads. Stage 2: LM loss on the transcript through the LLM with LoRA adapters, plus a
+smaller CTC term. Resumable: a checkpoint is written every `checkpoint_every` steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxprompt.manifest import DEFAULT_PROMPT
+from voxprompt.models.assets import smollm2_gguf, whisper_asset
+from voxprompt.models.ctranslate2 import read_ct2_model
+from voxprompt.models.dataset import read_shard
+from voxprompt.models.features import encode_shard, read_frames
+from voxprompt.models.frontend import STACK
+from voxprompt.models.projector import ProjectorDims
+from voxprompt.models.speech_llm import Projector
+from voxprompt.models.whisper import WhisperEncoder
+from voxprompt.models.whisper_dims import WhisperDims
+
+
+@dataclass
+class TrainConfig:
+    encoder: str = "tiny.en"
+    projector_hidden: int = 1024
+    stage1_steps: int = 1500
+    stage1_batch: int = 32
+    stage1_lr: float = 1e-3
+    stage2_steps: int = 2000
+    stage2_batch: int = 16
+    stage2_lr: float = 5e-4
+    lora_lr: float = 3e-4
+    ctc_weight: float = 0.3
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    warmup: int = 100
+    eval_every: int = 500
+    eval_size: int = 100
+    checkpoint_every: int = 250
+    deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+
+
+@dataclass
+class Example:
+    frames: np.ndarray  # [t, d_encoder] float16, t a multiple of STACK
+    tokens: list[int]
+    text: str
+    source: str
+
+
+def load_llm(device: str):
+    """SmolLM2 from the installed GGUF, dequantised to a float PyTorch model, plus its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    return model.to(device), tokenizer
+
+
+def load_split(data: Path, split: str, encoder, encoder_name: str, tokenizer, device: str) -> list[Example]:
+    examples = []
+    for shard in sorted(data.glob(f"{split}-[0-9][0-9][0-9][0-9].npz")):
+        frames = read_frames(encode_shard(shard, encoder, encoder_name, device))
+        for f, u in zip(frames, read_shard(shard)):
+            tokens = tokenizer(u.text, add_special_tokens=False)["input_ids"]
+            examples.append(Example(f, tokens, u.text, u.source))
+    return examples
+
+
+class CtcHead(nn.Module):
+    """CTC classifier over a sub-vocabulary: frozen LLM embedding rows, a learned blank, a learned scale."""
+
+    def __init__(self, embeddings: torch.Tensor, vocab: list[int]):
+        super().__init__()
+        self.register_buffer("rows", embeddings[vocab].detach().clone())
+        self.blank = nn.Parameter(torch.zeros(embeddings.shape[1]))
+        self.scale = nn.Parameter(torch.tensor(1.0 / math.sqrt(embeddings.shape[1]) * 8))
+        self.index = {tok: i + 1 for i, tok in enumerate(vocab)}  # 0 is the blank
+
+    def forward(self, speech: torch.Tensor) -> torch.Tensor:
+        classes = torch.cat([self.blank[None], self.rows])
+        return (speech @ classes.T) * self.scale
+
+    def targets(self, tokens: list[int]) -> list[int]:
+        return [self.index[t] for t in tokens if t in self.index]
+
+
+def _pad_frames(batch: list[Example], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    t = max(len(e.frames) for e in batch)
+    x = torch.zeros(len(batch), t, batch[0].frames.shape[1])
+    for i, e in enumerate(batch):
+        x[i, : len(e.frames)] = torch.from_numpy(e.frames.astype(np.float32))
+    lengths = torch.tensor([len(e.frames) // STACK for e in batch])
+    return x.to(device), lengths
+
+
+def ctc_loss(head: CtcHead, speech: torch.Tensor, lengths: torch.Tensor, batch: list[Example]) -> torch.Tensor:
+    log_probs = F.log_softmax(head(speech).float(), dim=-1).transpose(0, 1)  # [n, b, c]
+    targets = [head.targets(e.tokens) for e in batch]
+    flat = torch.tensor([t for ts in targets for t in ts], dtype=torch.long)
+    target_lengths = torch.tensor([len(ts) for ts in targets])
+    return F.ctc_loss(log_probs, flat, lengths, target_lengths, blank=0, zero_infinity=True)
+
+
+class Stage2Batch:
+    """[prefix | speech | suffix | transcript + end] per example, right-padded; loss on the transcript."""
+
+    def __init__(self, model, prompt_ids: dict[str, list[int]], speech: torch.Tensor, lengths: torch.Tensor,
+                 batch: list[Example], device: str):
+        embed = model.get_input_embeddings()
+        prefix = embed(torch.tensor(prompt_ids["prefix"], device=device))
+        suffix = embed(torch.tensor(prompt_ids["suffix"], device=device))
+        rows, labels = [], []
+        for i, e in enumerate(batch):
+            text_ids = e.tokens + prompt_ids["end"]
+            text = embed(torch.tensor(text_ids, device=device))
+            rows.append(torch.cat([prefix, speech[i, : lengths[i]], suffix, text]))
+            n_prompt = len(prefix) + int(lengths[i]) + len(suffix)
+            labels.append([-100] * n_prompt + text_ids)
+        width = max(len(r) for r in rows)
+        self.embeds = torch.stack([F.pad(r, (0, 0, 0, width - len(r))) for r in rows])
+        self.labels = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device)
+        self.mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+
+
+def lm_loss(model, b: Stage2Batch) -> torch.Tensor:
+    logits = model(inputs_embeds=b.embeds, attention_mask=b.mask).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), b.labels[:, 1:].flatten(), ignore_index=-100)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def normalize(text: str) -> str:
+    """For WER: lower case, punctuation dropped (apostrophes kept inside words), spaces folded."""
+    import re
+
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    return " ".join(w.strip("'") for w in text.split())
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+@torch.no_grad()
+def greedy_transcripts(model, projector, prompt_ids, examples: list[Example], device: str, stop: set[int],
+                       tokenizer, max_per_vector: float = 0.5) -> list[str]:
+    """LLM-greedy decoding of each example (batch 1, KV cache), as the runtime does."""
+    embed = model.get_input_embeddings()
+    out = []
+    for e in examples:
+        frames = torch.from_numpy(e.frames.astype(np.float32))[None].to(device)
+        speech = projector(frames)[0]
+        prompt = torch.cat([embed(torch.tensor(prompt_ids["prefix"], device=device)), speech,
+                            embed(torch.tensor(prompt_ids["suffix"], device=device))])[None]
+        result = model(inputs_embeds=prompt, use_cache=True)
+        cache = getattr(result, "cache", None) or getattr(result, "past_key_values", None)
+        cache_name = "cache" if hasattr(result, "cache") else "past_key_values"
+        tokens = []
+        for _ in range(int(len(speech) * max_per_vector) + 12):
+            nxt = int(result.logits[0, -1].argmax())
+            if nxt in stop:
+                break
+            tokens.append(nxt)
+            result = model(input_ids=torch.tensor([[nxt]], device=device), use_cache=True, **{cache_name: cache})
+            cache = getattr(result, cache_name)
+        out.append(tokenizer.decode(tokens))
+    return out
+
+
+def ctc_greedy(head: CtcHead, projector, examples: list[Example], device: str, tokenizer) -> list[str]:
+    inverse = {i: t for t, i in head.index.items()}
+    out = []
+    with torch.no_grad():
+        for e in examples:
+            frames = torch.from_numpy(e.frames.astype(np.float32))[None].to(device)
+            best = head(projector(frames))[0].argmax(-1).tolist()
+            ids = [inverse[c] for k, c in enumerate(best) if c != 0 and (k == 0 or c != best[k - 1])]
+            out.append(tokenizer.decode(ids))
+    return out
+
+
+def export_lora_gguf(model, path: Path, alpha: float) -> None:
+    """Write the LoRA weights as a llama.cpp adapter GGUF (tensor names and Q/K layout as llama.cpp's)."""
+    import gguf
+
+    names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+    cfg = model.config
+    n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+
+    def permute(w: np.ndarray, heads: int) -> np.ndarray:  # HF rotary layout -> GGUF's, as the converter does
+        return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    state = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items() if "lora_" in k}
+    for key in sorted(state):
+        if ".lora_A." not in key:
+            continue
+        layer = int(key.split(".layers.")[1].split(".")[0])
+        module = key.split(".lora_A.")[0].rsplit(".", 1)[-1]
+        a, b = state[key], state[key.replace(".lora_A.", ".lora_B.")]
+        if module == "q_proj":
+            b = permute(b, n_head)
+        elif module == "k_proj":
+            b = permute(b, n_kv)
+        base = f"blk.{layer}.{names[module]}.weight"
+        writer.add_tensor(base + ".lora_a", a.astype(np.float16))
+        writer.add_tensor(base + ".lora_b", b.astype(np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: Path, out: Path, log=print):
+        self.config, self.data, self.out, self.log = config, data, out, log
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = config.device
+        ct2 = read_ct2_model(whisper_asset(config.encoder).model_bin)
+        encoder = WhisperEncoder(ct2, WhisperDims.from_ct2(ct2)).eval().to(device)
+        self.llm, self.tokenizer = load_llm(device)
+        self.llm.requires_grad_(False)
+        t0 = time.time()
+        self.train = load_split(data, "train", encoder, config.encoder, self.tokenizer, device)
+        self.train += load_split(data, "train_real", encoder, config.encoder, self.tokenizer, device)
+        self.heldout = load_split(data, "heldout", encoder, config.encoder, self.tokenizer, device)
+        self.real_dev = load_split(data, "real_dev", encoder, config.encoder, self.tokenizer, device)
+        del encoder
+        log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train, {len(self.heldout)} held-out "
+            f"voices, {len(self.real_dev)} real dev")
+        d_llm = self.llm.config.hidden_size
+        dims = ProjectorDims(STACK, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
+        self.projector = Projector(dims).to(device)
+        vocab = sorted({t for e in self.train for t in e.tokens})
+        self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab).to(device)
+        tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
+        self.prompt_ids = {"prefix": tok(DEFAULT_PROMPT.prefix), "suffix": tok(DEFAULT_PROMPT.suffix),
+                           "end": tok(DEFAULT_PROMPT.stop[0])}
+        self.stop = {self.prompt_ids["end"][0], self.tokenizer.eos_token_id}
+        self.rng = random.Random(config.seed)
+        self.history: list[dict] = []
+        self.started = time.time()
+
+    # -- batches ---------------------------------------------------------------------------------
+    def batch(self, size: int) -> list[Example]:
+        return [self.train[self.rng.randrange(len(self.train))] for _ in range(size)]
+
+    def autocast(self):
+        return torch.autocast(device_type=self.config.device.split(":")[0], dtype=torch.bfloat16)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self, stage: int, step: int, optimizer) -> None:
+        state = {"stage": stage, "step": step, "projector": self.projector.state_dict(),
+                 "ctc": self.ctc.state_dict(), "optimizer": optimizer.state_dict(), "history": self.history,
+                 "rng": self.rng.getstate()}
+        if stage == 2:
+            state["lora"] = {k: v for k, v in self.llm.state_dict().items() if "lora_" in k}
+        tmp = self.out / "checkpoint.pt.partial"
+        torch.save(state, tmp)
+        tmp.replace(self.out / "checkpoint.pt")
+
+    def load(self) -> dict | None:
+        path = self.out / "checkpoint.pt"
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location=self.config.device, weights_only=False)
+        self.projector.load_state_dict(state["projector"])
+        self.ctc.load_state_dict(state["ctc"])
+        self.history = state["history"]
+        self.rng.setstate(state["rng"])
+        return state
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, stage: int, step: int) -> dict:
+        n = self.config.eval_size
+        sets = {"heldout": self.heldout[:n], "real_dev": self.real_dev[:n]}
+        row = {"stage": stage, "step": step}
+        self.projector.eval()
+        for name, examples in sets.items():
+            refs = [e.text for e in examples]
+            row[f"{name}_ctc_wer"] = wer(refs, ctc_greedy(self.ctc, self.projector, examples, self.config.device,
+                                                           self.tokenizer))
+            if stage == 2:
+                with self.autocast():
+                    hyps = greedy_transcripts(self.llm, self.projector, self.prompt_ids, examples,
+                                              self.config.device, self.stop, self.tokenizer)
+                row[f"{name}_wer"] = wer(refs, hyps)
+                row[f"{name}_example"] = f"{refs[0]!r} -> {hyps[0]!r}"
+        self.projector.train()
+        self.history.append(row)
+        self.log(json.dumps(row))
+        return row
+
+    # -- stages ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        c = self.config
+        state = self.load()
+        start_stage, start_step = (state["stage"], state["step"]) if state else (1, 0)
+        if start_stage == 1:
+            self.stage1(start_step, state)
+            state, start_step = None, 0
+        self.stage2(start_step, state)
+        self.export()
+
+    def stage1(self, start: int, state) -> None:
+        c = self.config
+        params = list(self.projector.parameters()) + list(self.ctc.parameters())
+        opt = torch.optim.AdamW(params, lr=c.stage1_lr, weight_decay=0.01)
+        if state:
+            opt.load_state_dict(state["optimizer"])
+        t0 = time.time()
+        for step in range(start, c.stage1_steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, c.stage1_steps, c.stage1_lr, c.warmup)
+            batch = self.batch(c.stage1_batch)
+            frames, lengths = _pad_frames(batch, c.device)
+            with self.autocast():
+                loss = ctc_loss(self.ctc, self.projector(frames), lengths, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if step % 50 == 0:
+                self.log(f"stage 1 step {step} ctc {loss.item():.3f} ({(time.time() - t0) / (step - start + 1):.2f} s/step)")
+            if (step + 1) % c.eval_every == 0 or step + 1 == c.stage1_steps:
+                self.evaluate(1, step + 1)
+            if (step + 1) % c.checkpoint_every == 0:
+                self.save(1, step + 1, opt)
+
+    def stage2(self, start: int, state) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        c = self.config
+        lora = LoraConfig(r=c.lora_rank, lora_alpha=c.lora_alpha, target_modules=list(c.lora_targets),
+                          lora_dropout=0.05, bias="none")
+        self.llm = get_peft_model(self.llm, lora)
+        if state and "lora" in state:
+            self.llm.load_state_dict(state["lora"], strict=False)
+        lora_params = [p for n, p in self.llm.named_parameters() if "lora_" in n]
+        opt = torch.optim.AdamW([
+            {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
+            {"params": lora_params, "lr": c.lora_lr, "base": c.lora_lr},
+        ], weight_decay=0.01)
+        if state and state.get("stage") == 2:
+            opt.load_state_dict(state["optimizer"])
+        self.llm.train()
+        t0 = time.time()
+        for step in range(start, c.stage2_steps):
+            if c.deadline_minutes and time.time() - self.started > c.deadline_minutes * 60:
+                self.log(f"deadline reached at stage 2 step {step}")
+                self.llm.eval()
+                self.evaluate(2, step)
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, c.stage2_steps, g["base"], c.warmup)
+            batch = self.batch(c.stage2_batch)
+            frames, lengths = _pad_frames(batch, c.device)
+            with self.autocast():
+                speech = self.projector(frames)
+                b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)
+                lm = lm_loss(self.llm, b)
+                ctc = ctc_loss(self.ctc, speech, lengths, batch)
+                loss = lm + c.ctc_weight * ctc
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+            opt.step()
+            if step % 25 == 0:
+                self.log(f"stage 2 step {step} lm {lm.item():.3f} ctc {ctc.item():.3f} "
+                         f"({(time.time() - t0) / (step - start + 1):.2f} s/step)")
+            if (step + 1) % c.eval_every == 0 or step + 1 == c.stage2_steps:
+                self.llm.eval()
+                self.evaluate(2, step + 1)
+                self.llm.train()
+            if (step + 1) % c.checkpoint_every == 0:
+                self.save(2, step + 1, opt)
+
+    def export(self) -> None:
+        """projector-<encoder>.npz, lora-<encoder>.gguf, train-config.json and metrics.json in out/."""
+        c = self.config
+        self.projector.cpu().to_weights().save(self.out / f"projector-{c.encoder}.npz")
+        export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
+        (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))
+        (self.out / "metrics.json").write_text(json.dumps(self.history, indent=1))
+        self.log(f"exported to {self.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    for f in TrainConfig.__dataclass_fields__.values():
+        if f.type in ("int", "float", "str"):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=eval(f.type), default=f.default)
+    args = parser.parse_args()
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__})
+    Trainer(config, args.data, args.out, log=lambda m: print(m, flush=True)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""A LoRA adapter trained in PyTorch runs in llama.cpp as a GGUF adapter with the same effect."""
+import numpy as np
+import pytest
+import torch
+
+from voxprompt.llm import SpeechPromptLLM
+from voxprompt.manifest import DEFAULT_PROMPT
+from voxprompt.models.train import export_lora_gguf
+
+pytestmark = pytest.mark.slow
+
+
+def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(f16_model_dir), gguf_file="llm.gguf", dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                  "o_proj", "up_proj", "down_proj"]))
+    torch.manual_seed(0)
+    with torch.no_grad():  # a trained-looking adapter: B is zero at init, which would prove nothing
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    export_lora_gguf(model, tmp_path / "adapter.gguf", alpha=16)
+
+    plain = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT)
+    adapted = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT, adapter_path=tmp_path / "adapter.gguf")
+    ids = plain.tokenize("The quarterly numbers for March look better than expected.")
+    ours = adapted.prompt_logits(tokens=ids)
+    with torch.no_grad():
+        theirs = model(input_ids=torch.tensor([plain.prefix_ids + ids])).logits[0, -1].numpy()
+        without = base.get_base_model()(input_ids=torch.tensor([plain.prefix_ids + ids])).logits[0, -1].numpy() \
+            if hasattr(base, "get_base_model") else None
+    base_logits = plain.prompt_logits(tokens=ids)
+    effect = np.abs(theirs - base_logits).max()
+    assert effect > 1.0  # the adapter changes the model noticeably...
+    assert np.abs(ours - theirs).max() < 0.1 * effect  # ...and llama.cpp applies the same change
+    assert int(ours.argmax()) == int(theirs.argmax())
