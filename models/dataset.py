@@ -13,6 +13,7 @@ import argparse
 import gzip
 import hashlib
 import random
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +47,8 @@ def real_prompts() -> list[tuple[Path, str]]:
         name, _, text = line.partition(":")
         text = text.strip()
         path = ASTERISK_SOUNDS / f"{name.strip()}.wav"
+        if not path.exists():  # a copy may hold them as FLAC
+            path = path.with_suffix(".flac")
         if text and path.exists() and not name.startswith("silence/") and not text.startswith("["):
             if probe(path).duration <= MAX_SECONDS:
                 prompts.append((path, text))
@@ -80,11 +83,18 @@ def read_split(folder: Path, split: str) -> Iterator[Utterance]:
 
 
 def _synthetic(voices, texts: list[str], seed: int) -> Iterator[Utterance]:
+    """TTS of each text by a voice drawn for it; a voice whose engine fails here is replaced by another."""
     for i, text in enumerate(texts):
         rng = np.random.default_rng([seed, i])
-        voice = voices[int(rng.integers(len(voices)))]
-        speech = synthesize(voice, text, rate=float(rng.uniform(0.8, 1.25)), pitch=float(rng.uniform(0.8, 1.2)))
-        yield Utterance(augment(speech, rng), text, voice.id)
+        for _ in range(5):
+            voice = voices[int(rng.integers(len(voices)))]
+            try:
+                speech = synthesize(voice, text, rate=float(rng.uniform(0.8, 1.25)), pitch=float(rng.uniform(0.8, 1.2)))
+            except (OSError, subprocess.CalledProcessError, ImportError, RuntimeError):
+                continue
+            if len(speech) > 1600:
+                yield Utterance(augment(speech, rng), text, voice.id)
+                break
 
 
 def _make_shard(path: Path, make, chunk: list, start: int) -> int:

@@ -337,6 +337,7 @@ class Trainer:
             self.stage1(start_step, state)
             state, start_step = None, 0
         self.stage2(start_step, state)
+        self.llm.eval()
         self.export()
 
     def stage1(self, start: int, state) -> None:
@@ -382,14 +383,18 @@ class Trainer:
             opt.load_state_dict(state["optimizer"])
         self.llm.train()
         t0 = time.time()
+        deadline = self.started + c.deadline_minutes * 60 if c.deadline_minutes else None
         for step in range(start, c.stage2_steps):
-            if c.deadline_minutes and time.time() - self.started > c.deadline_minutes * 60:
+            if deadline and time.time() > deadline:
                 self.log(f"deadline reached at stage 2 step {step}")
                 self.llm.eval()
                 self.evaluate(2, step)
                 break
+            progress = step / c.stage2_steps
+            if deadline:  # with a time budget the schedule follows the clock, so it decays before the end
+                progress = max(progress, (time.time() - t0) / max(1.0, deadline - t0))
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, c.stage2_steps, g["base"], c.warmup)
+                g["lr"] = lr_at(int(progress * c.stage2_steps), c.stage2_steps, g["base"], c.warmup)
             batch = self.batch(c.stage2_batch)
             frames, lengths = _pad_frames(batch, c.device)
             with self.autocast():
@@ -408,6 +413,7 @@ class Trainer:
             if (step + 1) % c.eval_every == 0 or step + 1 == c.stage2_steps:
                 self.llm.eval()
                 self.evaluate(2, step + 1)
+                self.export()  # a run stopped from outside still leaves its latest model
                 self.llm.train()
             if (step + 1) % c.checkpoint_every == 0:
                 self.save(2, step + 1, opt)
@@ -415,7 +421,7 @@ class Trainer:
     def export(self) -> None:
         """projector-<encoder>.npz, lora-<encoder>.gguf, train-config.json and metrics.json in out/."""
         c = self.config
-        self.projector.cpu().to_weights().save(self.out / f"projector-{c.encoder}.npz")
+        self.projector.to_weights().save(self.out / f"projector-{c.encoder}.npz")
         export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
         (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))
         (self.out / "metrics.json").write_text(json.dumps(self.history, indent=1))
