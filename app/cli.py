@@ -150,6 +150,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from voxprompt.models.evaluate import main as evaluate_main
+
+    return evaluate_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxprompt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoder", choices=("tiny.en", "base"), default="tiny.en", help="Whisper encoder")
     e.add_argument("--quant", choices=tuple(QUANTIZATIONS), default="q8_0", help="LLM quantisation")
     e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("eval", help="word error rate over a corpus (see `voxprompt eval --help`)", add_help=False)
+    v.add_argument("rest", nargs=argparse.REMAINDER)
+    v.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -26,6 +26,24 @@ class LlmOptions:
 
 
 @dataclass(frozen=True)
+class RepetitionGuard:
+    """Stops a decoding loop: the tokens end in back-to-back copies of one n-gram (n <= max_period)
+    spanning at least min_span tokens. Natural repeats ("very, very") are shorter than that."""
+
+    max_period: int = 16
+    min_span: int = 8
+
+    def loop_start(self, tokens: list[int]) -> int | None:
+        """Where the repetition begins, keeping its first copy; None when the tail is no loop."""
+        n = len(tokens)
+        for period in range(1, self.max_period + 1):
+            span = period * max(2, -(-self.min_span // period))
+            if n >= span and all(tokens[n - span + i] == tokens[n - span + i % period] for i in range(span)):
+                return n - span + period
+        return None
+
+
+@dataclass(frozen=True)
 class TokenPiece:
     token: int
     text: str  # the decoded text this token completes (may be "" inside a multi-byte character)
@@ -59,12 +77,14 @@ class SpeechPromptLLM:
     """A GGUF LLM that reads [prefix tokens, speech vectors, suffix tokens] and streams greedy tokens."""
 
     def __init__(self, gguf_path: str | Path, prompt: PromptTemplate, options: LlmOptions = LlmOptions(),
-                 adapter_path: str | Path | None = None):
+                 adapter_path: str | Path | None = None, guard: RepetitionGuard = RepetitionGuard()):
         import llama_cpp
 
         silence_llama_logs()
         self._lib = llama_cpp
         self.options = options
+        self.guard = guard
+        self.loop_at: int | None = None  # set by generate() when the guard stopped a loop
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
         n_threads = options.n_threads or physical_cores()
         try:
@@ -185,10 +205,16 @@ class SpeechPromptLLM:
         self._decode_tokens(self.suffix_ids, pos, want_logits=True)
         pos += len(self.suffix_ids)
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tokens: list[int] = []
+        self.loop_at = None
         for _ in range(max_new_tokens):
             token = int(np.argmax(self._logits()))
             if self.is_stop(token):
                 break
+            tokens.append(token)
+            self.loop_at = self.guard.loop_start(tokens)
+            if self.loop_at is not None:
+                break  # the caller keeps tokens[:loop_at]
             yield TokenPiece(token, utf8.decode(self._piece(token)))
             self._decode_tokens([token], pos, want_logits=True)
             pos += 1

@@ -79,6 +79,9 @@ class Transcriber:
         t2 = time.perf_counter()
         t_first = t_first or t2
         timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
+        if self.llm.loop_at is not None:  # a repetition loop was cut: keep its first copy only
+            tokens = tokens[: self.llm.loop_at]
+            pieces = [self.llm.detokenize(tokens)]
         text = " ".join("".join(pieces).split())  # one line: subtitle formats end an entry at a blank line
         return Segment(segment.start_s, segment.end_s, text, tokens, timing)
 

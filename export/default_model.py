@@ -35,6 +35,10 @@ def trained_projector_path(encoder: str) -> Path:
     return TRAINED_DIR / f"projector-{encoder}.npz"
 
 
+def trained_adapter_path(encoder: str) -> Path:
+    return TRAINED_DIR / f"lora-{encoder}.gguf"
+
+
 def llm_width(gguf_path: Path) -> int:
     import llama_cpp
 
@@ -60,9 +64,9 @@ def default_projector(encoder: str, d_encoder: int, d_llm: int) -> tuple[Project
 def recipe_key(encoder: str, quant: str) -> str:
     """Names a build: a retrained projector or a new recipe gives a new cache entry."""
     digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}".encode())
-    projector = trained_projector_path(encoder)
-    if projector.exists():
-        digest.update(projector.read_bytes())
+    for trained in (trained_projector_path(encoder), trained_adapter_path(encoder)):
+        if trained.exists():
+            digest.update(trained.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -86,10 +90,15 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
         log(f"quantising SmolLM2-135M-Instruct to {quant}")
         quantize_gguf(source_gguf, work / "llm.gguf", quant)
+        adapter = None
+        if trained_adapter_path(encoder).exists():  # LoRA trained with the projector, applied at load time
+            adapter = "adapter.gguf"
+            shutil.copyfile(trained_adapter_path(encoder), work / adapter)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=SAMPLE_RATE / PAD_MULTIPLE, max_seconds=MAX_SAMPLES / SAMPLE_RATE),
-            llm=LlmSpec(file="llm.gguf", name="SmolLM2-135M-Instruct", width=d_llm, quantization=quant),
+            llm=LlmSpec(file="llm.gguf", name="SmolLM2-135M-Instruct", width=d_llm, quantization=quant,
+                        adapter=adapter),
             prompt=DEFAULT_PROMPT,
             token_bound=DEFAULT_TOKEN_BOUND,
             provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}",

@@ -26,6 +26,7 @@ from voxprompt.manifest import DEFAULT_PROMPT
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.dataset import read_shard
+from voxprompt.models.evaluate import wer
 from voxprompt.models.features import encode_shard, read_frames
 from voxprompt.models.frontend import STACK
 from voxprompt.models.projector import ProjectorDims
@@ -152,23 +153,6 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
-def normalize(text: str) -> str:
-    """For WER: lower case, punctuation dropped (apostrophes kept inside words), spaces folded."""
-    import re
-
-    text = text.lower().replace("-", " ")
-    text = re.sub(r"[^a-z0-9' ]+", " ", text)
-    return " ".join(w.strip("'") for w in text.split())
-
-
-def wer(references: list[str], hypotheses: list[str]) -> float:
-    import jiwer
-
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
-    pairs = [(r, h) for r, h in pairs if r]
-    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
 @torch.no_grad()
@@ -335,6 +319,7 @@ class Trainer:
         start_stage, start_step = (state["stage"], state["step"]) if state else (1, 0)
         if start_stage == 1:
             self.stage1(start_step, state)
+            self.export()
             state, start_step = None, 0
         self.stage2(start_step, state)
         self.llm.eval()
@@ -388,6 +373,7 @@ class Trainer:
             if deadline and time.time() > deadline:
                 self.log(f"deadline reached at stage 2 step {step}")
                 self.llm.eval()
+                self.export()  # first: the evaluation below may be cut short from outside
                 self.evaluate(2, step)
                 break
             progress = step / c.stage2_steps
@@ -422,7 +408,8 @@ class Trainer:
         """projector-<encoder>.npz, lora-<encoder>.gguf, train-config.json and metrics.json in out/."""
         c = self.config
         self.projector.to_weights().save(self.out / f"projector-{c.encoder}.npz")
-        export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
+        if hasattr(self.llm, "peft_config"):  # stage 2 has begun
+            export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
         (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))
         (self.out / "metrics.json").write_text(json.dumps(self.history, indent=1))
         self.log(f"exported to {self.out}")

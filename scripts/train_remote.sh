@@ -34,4 +34,4 @@ mkdir -p "$RESULTS"
 "$PYTHON" -c "from voxprompt.models.tts import *; [print(v.id, len(synthesize(v, 'A quick test.'))) for v in (TRAIN_VOICES[0], Voice('flite', 'slt'), Voice('pico', 'en-US'))]" 2>&1 | tee -a "$RESULTS/env.txt"
 time "$PYTHON" -m voxprompt.models.dataset --out /tmp/vp-data --train "$N_TRAIN" --heldout 300 --workers "$(nproc)" 2>&1 | tail -2
 "$PYTHON" -m voxprompt.models.train --data /tmp/vp-data --out "$RESULTS" --device "$DEVICE" \
-  --deadline-minutes "$DEADLINE_MINUTES" $EXTRA_TRAIN_ARGS 2>&1 | grep -v -i warn | tee "$RESULTS/train.log"
+  --deadline-minutes "$DEADLINE_MINUTES" $EXTRA_TRAIN_ARGS > "$RESULTS/train.log" 2>&1
