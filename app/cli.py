@@ -28,8 +28,9 @@ def _load_transcriber(args, log):
     from voxprompt.transcriber import Transcriber
 
     model_dir = _resolve_model(args.model, log)
-    gpu_layers = 0 if args.device == "cpu" else -1
-    return Transcriber(model_dir, EncoderOptions(device=args.device, n_threads=args.threads),
+    device = getattr(args, "device_kind", args.device)
+    gpu_layers = 0 if device == "cpu" else -1
+    return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
                        LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers))
 
 
@@ -150,6 +151,66 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_dictate(args) -> int:
+    import json
+    import signal
+    import threading
+
+    from voxprompt.dictation import DictationEngine
+    from voxprompt.journal import Journal
+    from voxprompt.microphone import DeviceError, Microphone, find_device
+
+    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+    if args.journal is None:
+        from platformdirs import user_data_dir
+
+        args.journal = str(Path(user_data_dir("voxprompt")) / "journal.txt")
+    try:
+        device = find_device(args.device)
+        transcriber = _load_transcriber(args, log)
+    except (DeviceError, ModelError, OSError, ValueError, RuntimeError) as exc:
+        _error(str(exc))
+        return 2
+    if not args.no_ui:
+        from voxprompt.ui import DictationApp
+
+        DictationApp(transcriber, device, Path(args.journal)).run()
+        print(f"voxprompt: final lines are in {args.journal}", file=sys.stderr)
+        return 0
+
+    done = threading.Event()
+    failed: list[str] = []
+
+    def on_event(event) -> None:
+        if event.type == "error":
+            failed.append(event.text)
+        elif event.type == "stopped":
+            done.set()
+        elif args.jsonl and event.type in ("partial", "final"):
+            print(json.dumps(event.to_json()), flush=True)
+        elif event.type == "final" and event.text:
+            print(event.text, flush=True)
+
+    journal = Journal(args.journal)
+    microphone = Microphone(device).start()
+    log(f"listening on {device.name} ({microphone.rate} Hz); {transcriber.describe_devices()}; Ctrl-C ends")
+    engine = DictationEngine(transcriber, microphone, on_event, journal=journal).start()
+    signal.signal(signal.SIGTERM, lambda *_: engine._stop.set())
+    try:
+        while not done.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    engine.stop()
+    microphone.stop()
+    journal.close()
+    if failed:
+        _error(f"{failed[0]}; final lines are in {args.journal}")
+        return 1
+    log(f"final lines are in {args.journal}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from voxprompt.models.evaluate import main as evaluate_main
 
@@ -178,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoder", choices=("tiny.en", "base"), default="tiny.en", help="Whisper encoder")
     e.add_argument("--quant", choices=tuple(QUANTIZATIONS), default="q8_0", help="LLM quantisation")
     e.set_defaults(func=cmd_export)
+
+    d = sub.add_parser("dictate", help="live dictation from a microphone (Textual app, or --no-ui)")
+    d.add_argument("--device", help="input device: index or part of its name (default: the system default)")
+    d.add_argument("--no-ui", action="store_true", help="print final lines to stdout instead of the app")
+    d.add_argument("--jsonl", action="store_true", help="with --no-ui: partial and final events as JSON lines")
+    d.add_argument("--journal", metavar="FILE", help="where final lines are appended (default: user data dir)")
+    d.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
+    d.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
+    d.set_defaults(func=cmd_dictate, device_kind="auto")
 
     v = sub.add_parser("eval", help="word error rate over a corpus (see `voxprompt eval --help`)", add_help=False)
     v.add_argument("rest", nargs=argparse.REMAINDER)

@@ -46,14 +46,28 @@ class SpeechSegment:
         return len(self.audio) / SAMPLE_RATE
 
 
+class _WebRtcVad:
+    """webrtcvad's C extension, used directly: the `webrtcvad` module itself imports pkg_resources
+    only to read its version, and setuptools >= 81 no longer ships pkg_resources."""
+
+    def __init__(self, mode: int):
+        import _webrtcvad
+
+        self._lib = _webrtcvad
+        self._vad = _webrtcvad.create()
+        _webrtcvad.init(self._vad)
+        _webrtcvad.set_mode(self._vad, mode)
+
+    def is_speech(self, pcm16: bytes, sample_rate: int) -> bool:
+        return self._lib.process(self._vad, sample_rate, pcm16, len(pcm16) // 2)
+
+
 class VadSegmenter:
     """Feed audio of any block size with push(); completed segments come back as they close."""
 
     def __init__(self, options: VadOptions = VadOptions()):
-        import webrtcvad
-
         self.options = options
-        self._vad = webrtcvad.Vad(options.aggressiveness)
+        self._vad = _WebRtcVad(options.aggressiveness)
         self.frame = SAMPLE_RATE * options.frame_ms // 1000
         ms = lambda v: max(1, v // options.frame_ms)
         self._pre_roll = ms(options.pre_roll_ms)

@@ -1,0 +1,142 @@
+"""Live dictation: microphone blocks -> VAD -> partial decodes while speaking, a final when speech ends.
+
+One worker thread does VAD and decoding in order; the audio callback only queues. Finals are always
+decoded; a partial is decoded only when the backlog is short, so falling behind drops partials first.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from voxprompt.audio import SAMPLE_RATE
+from voxprompt.journal import Journal
+from voxprompt.transcriber import Transcriber
+from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
+
+
+@dataclass(frozen=True)
+class DictationEvent:
+    type: str  # "partial" | "final" | "level" | "error" | "stopped"
+    text: str = ""
+    start: float = 0.0  # seconds since the stream began
+    end: float = 0.0
+    latency_ms: float | None = None  # final: from the end of speech to the text; partial: decode time
+    level: float = 0.0  # "level": RMS in dBFS
+    speaking: bool = False
+
+    def to_json(self) -> dict:
+        return {"type": self.type, "text": self.text, "start": round(self.start, 3), "end": round(self.end, 3),
+                "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1)}
+
+
+@dataclass(frozen=True)
+class DictationOptions:
+    partial_every_s: float = 0.5  # re-decode the growing segment this often
+    max_backlog_s: float = 0.6  # skip partials while more audio than this waits to be processed
+    level_every_s: float = 0.1
+    # Dictation ends utterances sooner than file transcription: a shorter hang-over.
+    vad: VadOptions = VadOptions(hangover_ms=450, tail_ms=210, max_segment_s=15.0)
+
+
+class AudioSource(Protocol):
+    def read(self, timeout: float = 0.1) -> np.ndarray | None: ...
+    def backlog_seconds(self) -> float: ...
+
+
+class DictationEngine:
+    def __init__(self, transcriber: Transcriber, source: AudioSource, on_event: Callable[[DictationEvent], None],
+                 options: DictationOptions = DictationOptions(), journal: Journal | None = None):
+        self.transcriber, self.source, self.on_event = transcriber, source, on_event
+        self.options, self.journal = options, journal
+        self.vad = VadSegmenter(options.vad)
+        self.paused = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._samples = 0  # 16 kHz samples consumed since the start
+        self._arrivals: list[tuple[int, float]] = []  # (sample count, wall time) for latency
+        self._last_partial_at = 0
+        self._last_level_at = 0
+        self.finals: list[DictationEvent] = []
+
+    # -- control --------------------------------------------------------------------------------
+    def start(self) -> "DictationEngine":
+        self._thread = threading.Thread(target=self._run, name="voxprompt-dictation", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish: the open utterance is decoded as a final, then the worker ends."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- worker ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                block = self.source.read(timeout=0.05)
+                if block is None or len(block) == 0:
+                    continue
+                if self.paused.is_set():
+                    continue
+                self._consume(block)
+            for segment in self.vad.flush():
+                self._final(segment)
+        except Exception as exc:  # a vanished device, a decode error: say it, keep what we have
+            for segment in self.vad.flush():
+                try:
+                    self._final(segment)
+                except Exception:
+                    pass
+            self.on_event(DictationEvent("error", text=str(exc)))
+        finally:
+            self.on_event(DictationEvent("stopped"))
+
+    def _consume(self, block: np.ndarray) -> None:
+        now = time.monotonic()
+        self._samples += len(block)
+        self._arrivals.append((self._samples, now))
+        if len(self._arrivals) > 4000:
+            self._arrivals = self._arrivals[-2000:]
+        o = self.options
+        if self._samples - self._last_level_at >= o.level_every_s * SAMPLE_RATE:
+            self._last_level_at = self._samples
+            rms = float(np.sqrt(np.mean(block**2)) + 1e-9)
+            self.on_event(DictationEvent("level", level=20 * np.log10(rms), speaking=self.vad.in_speech))
+        for segment in self.vad.push(block):
+            self._final(segment)
+        current = self.vad.current()
+        if current is None:
+            self._last_partial_at = self._samples
+        elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
+              and self.source.backlog_seconds() <= o.max_backlog_s):
+            self._last_partial_at = self._samples
+            t0 = time.monotonic()
+            result = self.transcriber.transcribe_segment(current)
+            self.on_event(DictationEvent("partial", result.text, result.start, result.end,
+                                         (time.monotonic() - t0) * 1e3, speaking=True))
+
+    def _arrival_time(self, sample: int) -> float:
+        for count, when in self._arrivals:
+            if count >= sample:
+                return when
+        return time.monotonic()
+
+    def _final(self, segment: SpeechSegment) -> None:
+        result = self.transcriber.transcribe_segment(segment)
+        # End of speech: the last voiced audio, before the kept tail of silence.
+        speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
+        latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3
+        event = DictationEvent("final", result.text, result.start, result.end, latency)
+        if result.text and self.journal is not None:
+            self.journal.append(result.text)
+        self.finals.append(event)
+        self.on_event(event)

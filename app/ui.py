@@ -1,0 +1,139 @@
+"""`voxprompt dictate`: the Textual app over the dictation engine."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Select, Static
+
+from voxprompt.dictation import DictationEngine, DictationEvent, DictationOptions
+from voxprompt.journal import Journal
+from voxprompt.microphone import DeviceError, InputDevice, Microphone, list_input_devices
+
+
+class DictationApp(App):
+    """Speak; the partial line follows you, final lines are committed (and journaled) when you pause."""
+
+    TITLE = "voxprompt dictate"
+    CSS = """
+    #top { height: 3; }
+    #device { width: 1fr; }
+    #meter { width: 30; padding: 1 1; }
+    #speech { width: 14; padding: 1 1; }
+    #partial { height: 3; color: $text-muted; padding: 0 1; border: round $primary; }
+    #finals { border: round $secondary; }
+    #status { height: 1; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("c", "copy_last", "Copy last"),
+        Binding("a", "copy_all", "Copy all"),
+        Binding("s", "save", "Save"),
+        Binding("x", "clear", "Clear"),
+        Binding("q", "quit", "Quit"),
+    ]
+    paused: reactive[bool] = reactive(False)
+
+    def __init__(self, transcriber, device: InputDevice, journal_path: Path, options: DictationOptions = DictationOptions()):
+        super().__init__()
+        self.transcriber, self.device, self.options = transcriber, device, options
+        self.journal = Journal(journal_path)
+        self.lines: list[str] = []
+        self.engine: DictationEngine | None = None
+        self.microphone: Microphone | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="top"):
+            devices = list_input_devices()
+            yield Select([(f"{d.index}: {d.name} ({d.default_samplerate:.0f} Hz)", d.index) for d in devices],
+                         value=self.device.index, allow_blank=False, id="device")
+            yield ProgressBar(total=60, show_eta=False, show_percentage=False, id="meter")
+            yield Label("silence", id="speech")
+        yield Static("", id="partial")
+        yield RichLog(id="finals", wrap=True, markup=False)
+        yield Label(self.transcriber.describe_devices(), id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.start_engine(self.device)
+
+    # -- engine ---------------------------------------------------------------------------------
+    def start_engine(self, device: InputDevice) -> None:
+        self.stop_engine()
+        self.device = device
+        try:
+            self.microphone = Microphone(device).start()
+        except Exception as exc:
+            self.set_status(f"cannot open {device.name}: {exc}")
+            return
+        self.engine = DictationEngine(self.transcriber, self.microphone,
+                                      lambda e: self.call_from_thread(self.handle_event, e),
+                                      self.options, self.journal).start()
+        self.set_status(f"listening on {device.name} ({self.microphone.rate} Hz) - "
+                        f"{self.transcriber.describe_devices()}")
+
+    def stop_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        if self.microphone is not None:
+            self.microphone.stop()
+            self.microphone = None
+
+    def handle_event(self, event: DictationEvent) -> None:
+        if event.type == "level":
+            self.query_one("#meter", ProgressBar).update(progress=max(0.0, 60 + event.level))
+            self.query_one("#speech", Label).update("SPEECH" if event.speaking else "silence")
+        elif event.type == "partial":
+            self.query_one("#partial", Static).update(event.text)
+        elif event.type == "final":
+            self.query_one("#partial", Static).update("")
+            if event.text:
+                self.lines.append(event.text)
+                self.query_one("#finals", RichLog).write(f"{event.text}   ({event.latency_ms:.0f} ms)")
+        elif event.type == "error":
+            self.set_status(f"stopped: {event.text}")
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Label).update(text)
+
+    # -- actions --------------------------------------------------------------------------------
+    @on(Select.Changed, "#device")
+    def device_changed(self, event: Select.Changed) -> None:
+        if self.engine is not None and event.value != self.device.index:
+            chosen = next(d for d in list_input_devices() if d.index == event.value)
+            self.start_engine(chosen)
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.engine is not None:
+            (self.engine.paused.set if self.paused else self.engine.paused.clear)()
+        self.set_status("paused" if self.paused else f"listening on {self.device.name}")
+
+    def action_copy_last(self) -> None:
+        if self.lines:
+            self.copy_to_clipboard(self.lines[-1])
+            self.notify("last line copied")
+
+    def action_copy_all(self) -> None:
+        self.copy_to_clipboard("\n".join(self.lines))
+        self.notify(f"{len(self.lines)} lines copied")
+
+    def action_save(self) -> None:
+        path = Path(f"dictation-{len(self.lines)}-lines.txt")
+        path.write_text("\n".join(self.lines) + "\n")
+        self.notify(f"saved to {path}")
+
+    def action_clear(self) -> None:
+        self.lines.clear()
+        self.query_one("#finals", RichLog).clear()
+
+    async def action_quit(self) -> None:
+        self.stop_engine()
+        self.journal.close()
+        self.exit()
