@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Select,
 
 from voxprompt.dictation import DictationEngine, DictationEvent, DictationOptions
 from voxprompt.journal import Journal
-from voxprompt.microphone import DeviceError, InputDevice, Microphone, list_input_devices
+from voxprompt.microphone import InputDevice, Microphone, list_input_devices
 
 
 class DictationApp(App):
@@ -43,6 +43,7 @@ class DictationApp(App):
         self.transcriber, self.device, self.options = transcriber, device, options
         self.journal = Journal(journal_path)
         self.lines: list[str] = []
+        self.events: list[str] = []  # the order partials and finals arrived in, for the status of the app
         self.engine: DictationEngine | None = None
         self.microphone: Microphone | None = None
 
@@ -90,8 +91,10 @@ class DictationApp(App):
             self.query_one("#meter", ProgressBar).update(progress=max(0.0, 60 + event.level))
             self.query_one("#speech", Label).update("SPEECH" if event.speaking else "silence")
         elif event.type == "partial":
+            self.events.append("partial")
             self.query_one("#partial", Static).update(event.text)
         elif event.type == "final":
+            self.events.append("final")
             self.query_one("#partial", Static).update("")
             if event.text:
                 self.lines.append(event.text)

@@ -1,0 +1,54 @@
+"""The Textual app, driven by a pilot while a wav plays into the virtual microphone."""
+import asyncio
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_env import play, start_virtual_microphone
+from conftest import silence
+from voxprompt.audio import SAMPLE_RATE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def transcriber(default_model_dir):
+    from voxprompt.transcriber import Transcriber
+
+    t = Transcriber(default_model_dir)
+    yield t
+    t.close()
+
+
+async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio, transcriber):
+    env = start_virtual_microphone(tmp_path / "pulse")
+    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]  # PortAudio's ALSA pulse plugin reads it on open
+    from voxprompt.microphone import find_device
+    from voxprompt.ui import DictationApp
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, np.concatenate([silence(0.5), recording_audio, silence(2.0)]), SAMPLE_RATE)
+    app = DictationApp(transcriber, find_device("pulse"), tmp_path / "journal.txt")
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause(1.0)
+        player = play(wav, env)
+        for _ in range(200):
+            await pilot.pause(0.1)
+            if "final" in app.events:
+                break
+        player.wait(timeout=30)
+        assert "final" in app.events, app.events
+        assert app.events.index("partial") < app.events.index("final")
+        app.save_screenshot(str(tmp_path / "app.svg"))
+        committed = len(app.lines)
+        await pilot.press("p")
+        assert app.paused and app.engine.paused.is_set()
+        await pilot.press("p")
+        await pilot.press("x")
+        assert app.lines == []
+        await pilot.press("q")
+    # every committed line is in the journal, cleared from the screen or not
+    assert committed >= 1
+    assert (tmp_path / "journal.txt").read_text().count("\n") == committed
