@@ -161,6 +161,12 @@ def cmd_dictate(args) -> int:
     from voxprompt.microphone import DeviceError, Microphone, find_device
 
     log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+    if args.list_devices:
+        from voxprompt.microphone import list_input_devices
+
+        for d in list_input_devices():
+            print(f"{d.index}: {d.name} ({d.default_samplerate:.0f} Hz, {d.channels} ch)")
+        return 0
     if args.journal is None:
         from platformdirs import user_data_dir
 
@@ -242,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dictate", help="live dictation from a microphone (Textual app, or --no-ui)")
     d.add_argument("--device", help="input device: index or part of its name (default: the system default)")
+    d.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     d.add_argument("--no-ui", action="store_true", help="print final lines to stdout instead of the app")
     d.add_argument("--jsonl", action="store_true", help="with --no-ui: partial and final events as JSON lines")
     d.add_argument("--journal", metavar="FILE", help="where final lines are appended (default: user data dir)")
