@@ -14,20 +14,24 @@ def _error(message: str) -> None:
     print(f"voxprompt: error: {message}", file=sys.stderr)
 
 
-def _resolve_model(model: str | None, log) -> Path:
+def _log(message: str) -> None:
+    print(f"voxprompt: {message}", file=sys.stderr)
+
+
+def _resolve_model(model: str | None) -> Path:
     if model:
         return Path(model)
     from voxprompt.export.default_model import ensure_default_model
 
-    return ensure_default_model(log=log)
+    return ensure_default_model(log=_log)
 
 
-def _load_transcriber(args, log):
+def _load_transcriber(args):
     from voxprompt.encoder import EncoderOptions
     from voxprompt.llm import LlmOptions
     from voxprompt.transcriber import Transcriber
 
-    model_dir = _resolve_model(args.model, log)
+    model_dir = _resolve_model(args.model)
     device = getattr(args, "device_kind", args.device)
     gpu_layers = 0 if device == "cpu" else -1
     return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
@@ -89,13 +93,13 @@ def cmd_transcribe(args) -> int:
     from rich.console import Console
 
     console = Console(file=sys.stdout, highlight=False)
-    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+
     try:
-        transcriber = _load_transcriber(args, log)
+        transcriber = _load_transcriber(args)
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         _error(str(exc))
         return 2
-    log(transcriber.describe_devices())
+    _log(transcriber.describe_devices())
     display = _Display(console, live_progress=sys.stdout.isatty() and not args.quiet)
     failed = 0
     for name in args.files:
@@ -131,7 +135,7 @@ def cmd_transcribe(args) -> int:
             if writer is not None:
                 writer.close()
         if writer is not None and not file_failed:
-            log(f"wrote {writer.path} ({writer.count} segments)")
+            _log(f"wrote {writer.path} ({writer.count} segments)")
     transcriber.close()
     if failed:
         _error(f"{failed} of {len(args.files)} files failed")
@@ -141,13 +145,13 @@ def cmd_transcribe(args) -> int:
 def cmd_export(args) -> int:
     from voxprompt.export.default_model import build_default_model
 
-    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+
     try:
-        out = build_default_model(args.out, encoder=args.encoder, quant=args.quant, log=log)
+        out = build_default_model(args.out, encoder=args.encoder, quant=args.quant, log=_log)
     except (ModelError, ValueError, RuntimeError, OSError) as exc:
         _error(str(exc))
         return 2
-    log(f"model written to {out}")
+    _log(f"model written to {out}")
     return 0
 
 
@@ -160,7 +164,7 @@ def cmd_dictate(args) -> int:
     from voxprompt.journal import Journal
     from voxprompt.microphone import DeviceError, Microphone, find_device
 
-    log = lambda msg: print(f"voxprompt: {msg}", file=sys.stderr)
+
     if args.list_devices:
         from voxprompt.microphone import list_input_devices
 
@@ -173,7 +177,7 @@ def cmd_dictate(args) -> int:
         args.journal = str(Path(user_data_dir("voxprompt")) / "journal.txt")
     try:
         device = find_device(args.device)
-        transcriber = _load_transcriber(args, log)
+        transcriber = _load_transcriber(args)
     except (DeviceError, ModelError, OSError, ValueError, RuntimeError) as exc:
         _error(str(exc))
         return 2
@@ -199,9 +203,9 @@ def cmd_dictate(args) -> int:
 
     journal = Journal(args.journal)
     microphone = Microphone(device).start()
-    log(f"listening on {device.name} ({microphone.rate} Hz); {transcriber.describe_devices()}; Ctrl-C ends")
+    _log(f"listening on {device.name} ({microphone.rate} Hz); {transcriber.describe_devices()}; Ctrl-C ends")
     engine = DictationEngine(transcriber, microphone, on_event, journal=journal).start()
-    signal.signal(signal.SIGTERM, lambda *_: engine._stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: engine.request_stop())
     try:
         while not done.wait(0.2):
             pass
@@ -213,7 +217,7 @@ def cmd_dictate(args) -> int:
     if failed:
         _error(f"{failed[0]}; final lines are in {args.journal}")
         return 1
-    log(f"final lines are in {args.journal}")
+    _log(f"final lines are in {args.journal}")
     return 0
 
 
