@@ -2,7 +2,8 @@
 
     python -m voxprompt.models.dataset --out data/ --train 12000
 
-Splits: `train` (TTS voices in TRAIN_VOICES + the real recordings' training prompts),
+Splits: `train` (TTS voices in TRAIN_VOICES), `train_real` (the real recordings' training prompts,
+augmented), `train_nonspeech` (noise, hum, clicks with an empty transcript),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training). Each shard is an .npz of int16 audio with texts and voice ids;
 a shard that exists is not made again, so an interrupted run resumes where it stopped.
@@ -144,6 +145,34 @@ class _Synthetic:
         return _synthetic(HELD_OUT if self.held_out else TRAIN_VOICES, texts, self.seed + start)
 
 
+@dataclass(frozen=True)
+class _NonSpeech:
+    """Noise, hum and clicks with an empty transcript: the model must learn to say nothing."""
+
+    seed: int
+
+    def __call__(self, items, start):
+        from voxprompt.audio import SAMPLE_RATE
+        from voxprompt.models.augment import _coloured_noise
+
+        for i in items:
+            rng = np.random.default_rng([self.seed, 11, start + i])
+            n = int(rng.uniform(0.8, 6.0) * SAMPLE_RATE)
+            kind = int(rng.integers(3))
+            if kind == 0:
+                x = _coloured_noise(rng, n)
+            elif kind == 1:
+                t = np.arange(n) / SAMPLE_RATE
+                f0 = rng.choice([50.0, 60.0])
+                x = np.sin(2 * np.pi * f0 * t) + 0.4 * np.sin(2 * np.pi * 3 * f0 * t) + 0.05 * rng.standard_normal(n)
+            else:
+                x = 0.01 * rng.standard_normal(n)
+                for at in rng.integers(0, n - 200, size=int(rng.integers(2, 12))):
+                    x[at: at + 120] += rng.uniform(0.2, 0.9) * np.exp(-np.arange(120) / 20) * rng.standard_normal(120)
+            x = x / (np.sqrt(np.mean(x**2)) + 1e-9) * 10 ** (rng.uniform(-45, -12) / 20)
+            yield Utterance(np.clip(x, -1, 1).astype(np.float32), "", "nonspeech")
+
+
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
                  workers: int = 1) -> None:
     from rich.progress import Progress
@@ -164,6 +193,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
             ("heldout", heldout_texts, _Synthetic(True, seed + 1000)),
             ("train_real", real_train_items, _RealAugmented(seed)),
             ("train", train_texts, _Synthetic(False, seed)),
+            ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
         ):
             task = bar.add_task(split, total=len(items))
             build_split(out, split, items, make, progress=lambda n, task=task: bar.advance(task, n), workers=workers)

@@ -244,6 +244,7 @@ class Trainer:
         t0 = time.time()
         self.train = load_split(data, "train", encoder, config.encoder, self.tokenizer, device)
         self.train += load_split(data, "train_real", encoder, config.encoder, self.tokenizer, device)
+        self.train += load_split(data, "train_nonspeech", encoder, config.encoder, self.tokenizer, device)
         self.heldout = load_split(data, "heldout", encoder, config.encoder, self.tokenizer, device)
         self.real_dev = load_split(data, "real_dev", encoder, config.encoder, self.tokenizer, device)
         del encoder
