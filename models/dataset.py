@@ -78,8 +78,13 @@ def read_shard(path: Path) -> list[Utterance]:
                 for a, b, t, s in zip(offsets[:-1], offsets[1:], data["texts"], data["sources"])]
 
 
+def shards(folder: Path, split: str) -> list[Path]:
+    """The split's audio shards (not the feature caches stored beside them)."""
+    return sorted(folder.glob(f"{split}-[0-9][0-9][0-9][0-9].npz"))
+
+
 def read_split(folder: Path, split: str) -> Iterator[Utterance]:
-    for shard in sorted(folder.glob(f"{split}-*.npz")):
+    for shard in shards(folder, split):
         yield from read_shard(shard)
 
 

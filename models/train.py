@@ -25,7 +25,7 @@ from torch import nn
 from voxprompt.manifest import DEFAULT_PROMPT
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctranslate2 import read_ct2_model
-from voxprompt.models.dataset import read_shard
+from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
 from voxprompt.models.features import encode_shard, read_frames
 from voxprompt.models.frontend import STACK
@@ -80,7 +80,7 @@ def load_llm(device: str):
 
 def load_split(data: Path, split: str, encoder, encoder_name: str, tokenizer, device: str) -> list[Example]:
     examples = []
-    for shard in sorted(data.glob(f"{split}-[0-9][0-9][0-9][0-9].npz")):
+    for shard in shards(data, split):
         frames = read_frames(encode_shard(shard, encoder, encoder_name, device))
         for f, u in zip(frames, read_shard(shard)):
             tokens = tokenizer(u.text, add_special_tokens=False)["input_ids"]
