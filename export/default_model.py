@@ -71,7 +71,7 @@ def recipe_key(encoder: str, quant: str) -> str:
 
 
 def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT,
-                        log=print) -> Path:
+                        log=print, with_adapter: bool = True) -> Path:
     """Write a complete model directory at out_dir (built aside, then moved into place)."""
     if quant not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTIZATIONS)}")
@@ -91,7 +91,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         log(f"quantising SmolLM2-135M-Instruct to {quant}")
         quantize_gguf(source_gguf, work / "llm.gguf", quant)
         adapter = None
-        if trained_adapter_path(encoder).exists():  # LoRA trained with the projector, applied at load time
+        if with_adapter and trained_adapter_path(encoder).exists():  # trained with the projector, applied at load
             adapter = "adapter.gguf"
             shutil.copyfile(trained_adapter_path(encoder), work / adapter)
         manifest = Manifest(

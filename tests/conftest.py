@@ -46,10 +46,12 @@ def tiny_ct2():
 
 @pytest.fixture(scope="session")
 def f16_model_dir(tmp_path_factory) -> Path:
-    """The default recipe exported at f16: the runtime side of the exactness checks."""
+    """The default recipe exported at f16 without its LoRA adapter: the runtime side of the exactness
+    checks (the adapter's own exactness is test_lora_export's)."""
     from voxprompt.export.default_model import build_default_model
 
-    return build_default_model(tmp_path_factory.mktemp("models") / "f16", quant="f16", log=lambda *_: None)
+    return build_default_model(tmp_path_factory.mktemp("models") / "f16", quant="f16", log=lambda *_: None,
+                               with_adapter=False)
 
 
 @pytest.fixture(scope="session")

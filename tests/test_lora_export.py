@@ -15,13 +15,13 @@ def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(str(f16_model_dir), gguf_file="llm.gguf", dtype=torch.float32)
+    torch.manual_seed(0)  # peft draws lora_A at random
     model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
                                                                                   "o_proj", "up_proj", "down_proj"]))
-    torch.manual_seed(0)
     with torch.no_grad():  # a trained-looking adapter: B is zero at init, which would prove nothing
         for name, p in model.named_parameters():
             if "lora_B" in name:
-                p.normal_(0, 0.02)
+                p.normal_(0, 0.05)
     export_lora_gguf(model, tmp_path / "adapter.gguf", alpha=16)
 
     plain = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT)
@@ -30,8 +30,6 @@ def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
     ours = adapted.prompt_logits(tokens=ids)
     with torch.no_grad():
         theirs = model(input_ids=torch.tensor([plain.prefix_ids + ids])).logits[0, -1].numpy()
-        without = base.get_base_model()(input_ids=torch.tensor([plain.prefix_ids + ids])).logits[0, -1].numpy() \
-            if hasattr(base, "get_base_model") else None
     base_logits = plain.prompt_logits(tokens=ids)
     effect = np.abs(theirs - base_logits).max()
     assert effect > 1.0  # the adapter changes the model noticeably...
