@@ -105,7 +105,8 @@ class SpeechPromptLLM:
         self.n_batch = options.n_ctx
         self.prefix_ids = self.tokenize(prompt.prefix)
         self.suffix_ids = self.tokenize(prompt.suffix)
-        self.stop_ids = {i for s in prompt.stop for i in self.tokenize(s) if len(self.tokenize(s)) == 1}
+        stops = [self.tokenize(s) for s in prompt.stop]
+        self.stop_ids = {ids[0] for ids in stops if len(ids) == 1}  # a stop string must be one token
         self._embd_batch = llama_cpp.llama_batch_init(self.n_batch, self.width, 1)
         self._token_batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._prefix_in_cache = False
