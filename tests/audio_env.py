@@ -30,3 +30,7 @@ def start_virtual_microphone(runtime_dir: Path) -> dict[str, str]:
 
 def play(path: Path, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(["paplay", "-d", SINK, str(path)], env=env)
+
+
+def stop_virtual_microphone(env: dict[str, str]) -> None:
+    subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True)

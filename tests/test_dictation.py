@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_env import play, start_virtual_microphone
+from audio_env import play, start_virtual_microphone, stop_virtual_microphone
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
 
@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mic_env(tmp_path_factory):
-    return start_virtual_microphone(tmp_path_factory.mktemp("pulse"))
+    env = start_virtual_microphone(tmp_path_factory.mktemp("pulse"))
+    yield env
+    stop_virtual_microphone(env)
 
 
 @pytest.fixture(scope="module")

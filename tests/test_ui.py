@@ -1,12 +1,11 @@
 """The Textual app, driven by a pilot while a wav plays into the virtual microphone."""
-import asyncio
 import os
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_env import play, start_virtual_microphone
+from audio_env import play, start_virtual_microphone, stop_virtual_microphone
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
 
@@ -31,6 +30,17 @@ async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio,
     wav = tmp_path / "speech.wav"
     sf.write(wav, np.concatenate([silence(0.5), recording_audio, silence(2.0)]), SAMPLE_RATE)
     app = DictationApp(transcriber, find_device("pulse"), tmp_path / "journal.txt")
+    try:
+        committed = await drive(app, wav, env)
+    finally:
+        stop_virtual_microphone(env)
+    # every committed line is in the journal, cleared from the screen or not
+    assert committed >= 1
+    assert (tmp_path / "journal.txt").read_text().count("\n") == committed
+
+
+async def drive(app, wav, env) -> int:
+    """Play the wav while the pilot watches; check pause and clear; return the lines committed."""
     async with app.run_test(size=(110, 30)) as pilot:
         await pilot.pause(1.0)
         player = play(wav, env)
@@ -41,7 +51,6 @@ async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio,
         player.wait(timeout=30)
         assert "final" in app.events, app.events
         assert app.events.index("partial") < app.events.index("final")
-        app.save_screenshot(str(tmp_path / "app.svg"))
         committed = len(app.lines)
         await pilot.press("p")
         assert app.paused and app.engine.paused.is_set()
@@ -49,6 +58,4 @@ async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio,
         await pilot.press("x")
         assert app.lines == []
         await pilot.press("q")
-    # every committed line is in the journal, cleared from the screen or not
-    assert committed >= 1
-    assert (tmp_path / "journal.txt").read_text().count("\n") == committed
+    return committed
