@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from audio_env import play, start_virtual_microphone  # noqa: E402
+from audio_env import play, start_virtual_microphone, stop_virtual_microphone  # noqa: E402
 
 from voxprompt.audio import SAMPLE_RATE, load_audio  # noqa: E402
 
@@ -93,6 +93,7 @@ def main() -> None:
             first_partials.append((partials[0] - started) * 1000)
     engine.stop()
     mic.stop()
+    stop_virtual_microphone(env)
     print(f"{len(finals)} of {args.utterances} utterances finalised; {os.cpu_count()} CPUs; "
           f"{transcriber.describe_devices()}\n")
     print("| measure | median | p95 |\n|---|---|---|")

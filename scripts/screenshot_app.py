@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from audio_env import play, start_virtual_microphone  # noqa: E402
+from audio_env import play, start_virtual_microphone, stop_virtual_microphone  # noqa: E402
 
 from voxprompt.audio import SAMPLE_RATE, load_audio  # noqa: E402
 
@@ -41,6 +41,7 @@ async def main(out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         app.save_screenshot(str(out))
         await pilot.press("q")
+    stop_virtual_microphone(env)
     print(out)
 
 
