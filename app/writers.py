@@ -77,10 +77,9 @@ class JsonWriter(TranscriptWriter):
 
     extension = "json"
 
-    def __init__(self, path: Path, source: Path):
+    def __init__(self, path: Path, source: Path):  # no open file: each write replaces the document
+        self.path, self.source, self.count = path, source, 0
         self.segments: list[dict] = []
-        super().__init__(path, source)
-        self._file.close()
         self._write()
 
     def add(self, segment: Segment) -> None:

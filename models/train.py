@@ -14,7 +14,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -315,7 +315,6 @@ class Trainer:
 
     # -- stages ----------------------------------------------------------------------------------
     def run(self) -> None:
-        c = self.config
         state = self.load()
         start_stage, start_step = (state["stage"], state["step"]) if state else (1, 0)
         if start_stage == 1:

@@ -1,5 +1,4 @@
 """`voxprompt transcribe` as a user runs it: batches with bad files, outputs on disk, interruption."""
-import os
 import resource
 import signal
 import subprocess
@@ -23,12 +22,13 @@ def voxprompt(*args, **kwargs):
 def batch(tmp_path_factory, recording_audio, default_model_dir):
     d = tmp_path_factory.mktemp("batch")
     sf.write(d / "speech.wav", np.concatenate([silence(0.5), recording_audio, silence(0.5)]), SAMPLE_RATE)
-    stereo = np.stack([recording_audio, recording_audio], axis=1)
-    sf.write(d / "speech44k.flac", np.repeat(stereo, 1, axis=0), SAMPLE_RATE)  # resampled below by the test
+    import soxr
+
+    at_44k = soxr.resample(recording_audio, SAMPLE_RATE, 44100)
+    sf.write(d / "speech44k.flac", np.stack([at_44k, at_44k], axis=1), 44100)  # stereo, 44.1 kHz
     sf.write(d / "quiet.ogg", silence(8.0), SAMPLE_RATE)
     (d / "empty.wav").write_bytes(b"")
     (d / "notes.wav").write_text("shopping list: milk, eggs\n")
-    good = sf.read(d / "speech.wav")[0]
     bad = bytearray((d / "speech44k.flac").read_bytes())
     bad[len(bad) // 3: len(bad) // 3 + 2000] = bytes(2000)
     (d / "corrupt.flac").write_bytes(bytes(bad))

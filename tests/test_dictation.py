@@ -2,7 +2,6 @@
 PortAudio as a microphone, segmented and decoded by the engine; partials come before finals and
 every final is in the journal, even after an abrupt stop."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """VAD segmentation: speech found with its onset kept, silence dropped, long speech split, times exact."""
 import numpy as np
-import pytest
 
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
