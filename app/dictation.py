@@ -52,7 +52,7 @@ class DictationEngine:
                  options: DictationOptions = DictationOptions(), journal: Journal | None = None):
         self.transcriber, self.source, self.on_event = transcriber, source, on_event
         self.options, self.journal = options, journal
-        self.vad = VadSegmenter(options.vad)
+        self.vad = VadSegmenter(transcriber.fit_vad(options.vad))
         self.paused = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -63,7 +63,7 @@ class SpeechEncoder:
     def pad(self, pcm: np.ndarray) -> np.ndarray:
         """The model's padding policy: zeros at the end up to a multiple of the pad unit."""
         unit = self.spec.pad_multiple
-        target = max(unit, -(-len(pcm) // unit) * unit)
+        target = max(unit, self.spec.min_samples, -(-len(pcm) // unit) * unit)
         return np.pad(np.asarray(pcm, np.float32), (0, target - len(pcm)))
 
     def __call__(self, pcm: np.ndarray) -> np.ndarray:

@@ -51,8 +51,9 @@ class EncoderSpec:
     name: str
     pad_multiple: int  # samples: the input is zero-padded to a multiple of this (the padding policy)
     vectors_per_second: float
-    max_seconds: float  # longest segment the encoder accepts
+    max_seconds: float  # longest segment the encoder accepts (the VAD splits longer speech)
     providers_hint: str = "any"
+    min_samples: int = 0  # shorter segments are zero-padded to this (strided convolutions need a few frames)
 
 
 @dataclass(frozen=True)

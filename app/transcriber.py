@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -50,13 +50,18 @@ class Transcriber:
         model_dir = Path(model_dir)
         self.manifest: Manifest = load_manifest(model_dir, verify=verify)
         m = self.manifest
-        self.vad_options = vad_options
         self.encoder = SpeechEncoder(model_dir / m.encoder.file, m.encoder, encoder_options)
+        self.vad_options = self.fit_vad(vad_options)
         adapter = model_dir / m.llm.adapter if m.llm.adapter else None
         self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, adapter_path=adapter)
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
+
+    def fit_vad(self, options: VadOptions) -> VadOptions:
+        """VAD options whose longest segment (plus its pre-roll and tail) fits the encoder."""
+        limit = self.manifest.encoder.max_seconds - 1.0
+        return replace(options, max_segment_s=limit) if options.max_segment_s > limit else options
 
     def describe_devices(self) -> str:
         llm = "GPU offload" if self.llm.gpu_offload else "CPU"

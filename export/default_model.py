@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from pathlib import Path
 
+from voxprompt.export.model_dir import building
 from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
 from voxprompt.manifest import (DEFAULT_PROMPT, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec, LlmSpec, Manifest,
@@ -75,10 +75,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
     """Write a complete model directory at out_dir (built aside, then moved into place)."""
     if quant not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTIZATIONS)}")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
-    try:
+    with building(out_dir) as work:
         whisper = whisper_asset(encoder)
         source_gguf = smollm2_gguf()
         log(f"reading Whisper {encoder} from {whisper.model_bin}")
@@ -106,13 +103,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
                         "projector": projector_note, "recipe": recipe_key(encoder, quant)},
         )
         write_manifest(work, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.replace(out_dir)
-        return out_dir
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    return Path(out_dir)
 
 
 def default_model_dir(encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT) -> Path:
