@@ -143,16 +143,46 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from voxprompt.export.default_model import build_default_model
-
-
     try:
-        out = build_default_model(args.out, encoder=args.encoder, quant=args.quant, log=_log)
+        out = _export(args)
     except (ModelError, ValueError, RuntimeError, OSError) as exc:
         _error(str(exc))
         return 2
+    except ImportError as exc:
+        _error(f"{exc.name or exc} is needed to export PyTorch checkpoints: pip install 'voxprompt[torch]'")
+        return 2
     _log(f"model written to {out}")
     return 0
+
+
+def _export(args) -> Path:
+    """The export routes: the default model, a voxprompt training run, the Nue-ASR layout, Hugging Face parts."""
+    if args.source == "default":
+        from voxprompt.export.default_model import build_default_model
+
+        return build_default_model(args.out, encoder=args.encoder or "tiny.en", quant=args.quant, log=_log)
+    if args.path is None and args.source != "hf":
+        raise ValueError(f"`voxprompt export {args.source}` needs the checkpoint directory, e.g. "
+                         f"`voxprompt export {args.source} DIR --out MODEL_DIR`")
+    if args.source == "trained":
+        import json
+
+        from voxprompt.export.default_model import build_default_model
+
+        config = Path(args.path) / "train-config.json"
+        if not config.exists():
+            raise ValueError(f"{args.path}: no train-config.json; point at a `voxprompt.models.train --out` folder")
+        encoder = json.loads(config.read_text())["encoder"]
+        return build_default_model(args.out, encoder=encoder, quant=args.quant, log=_log, trained=Path(args.path))
+    if args.source == "nue-asr":
+        from voxprompt.export.nue_asr import export_nue_asr
+
+        return export_nue_asr(args.path, args.out, quant=args.quant, log=_log)
+    from voxprompt.export.hf import export_hf
+
+    if not (args.encoder and args.projector and args.llm):
+        raise ValueError("`voxprompt export hf` needs --encoder DIR, --projector FILE and --llm DIR")
+    return export_hf(args.encoder, args.projector, args.llm, args.out, quant=args.quant, log=_log)
 
 
 def cmd_dictate(args) -> int:
@@ -238,10 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from voxprompt.export.gguf_llm import QUANTIZATIONS
 
-    e = sub.add_parser("export", help="build a model directory (encoder.onnx, llm.gguf, manifest.json)")
+    e = sub.add_parser("export", help="build a model directory (encoder.onnx, llm.gguf, manifest.json)",
+                       description="default: the bundled model; trained RUN: a voxprompt training run's output; "
+                                   "nue-asr CKPT: the paper authors' checkpoint layout; hf: a Hugging Face "
+                                   "speech encoder + a voxprompt projector + a Hugging Face causal LM")
+    e.add_argument("source", nargs="?", choices=("default", "trained", "nue-asr", "hf"), default="default")
+    e.add_argument("path", nargs="?", metavar="CHECKPOINT_DIR", help="for trained and nue-asr")
     e.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
-    e.add_argument("--encoder", choices=("tiny.en", "base"), default="tiny.en", help="Whisper encoder")
-    e.add_argument("--quant", choices=tuple(QUANTIZATIONS), default="q8_0", help="LLM quantisation")
+    e.add_argument("--encoder", metavar="NAME|DIR",
+                   help="default: Whisper tiny.en or base; hf: a transformers HuBERT/wav2vec2/WavLM/Whisper directory")
+    e.add_argument("--projector", metavar="FILE", help="hf: a projector .npz (from voxprompt training)")
+    e.add_argument("--llm", metavar="DIR", help="hf: a transformers causal LM directory (Llama, GPT-NeoX, Qwen2, Gemma)")
+    e.add_argument("--quant", choices=tuple(QUANTIZATIONS), default="q8_0", help="LLM quantisation (default: q8_0)")
     e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("dictate", help="live dictation from a microphone (Textual app, or --no-ui)")

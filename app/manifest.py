@@ -45,6 +45,10 @@ class TokenBound:
         return int(math.ceil(self.per_second * seconds)) + self.extra
 
 
+# For DEFAULT_PROMPT's English transcripts: generous (speech runs at about 3-4 tokens per second).
+DEFAULT_TOKEN_BOUND = TokenBound(per_second=6.0, extra=12)
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     file: str

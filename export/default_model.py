@@ -13,8 +13,8 @@ from pathlib import Path
 from voxprompt.export.model_dir import building
 from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
-from voxprompt.manifest import (DEFAULT_PROMPT, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec, LlmSpec, Manifest,
-                                TokenBound, write_manifest)
+from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec,
+                                LlmSpec, Manifest, write_manifest)
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.frontend import MAX_SAMPLES, PAD_MULTIPLE, STACK
@@ -26,17 +26,15 @@ TRAINED_DIR = Path(models_package.__file__).resolve().parent / "trained"  # comm
 DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 PROJECTOR_HIDDEN = 1024
-# Generous for English (about 3-4 tokens per second of speech); a loop stops here.
-DEFAULT_TOKEN_BOUND = TokenBound(per_second=6.0, extra=12)
 BUILDER_VERSION = 1  # bump when the build recipe changes, so cached default models are rebuilt
 
 
-def trained_projector_path(encoder: str) -> Path:
-    return TRAINED_DIR / f"projector-{encoder}.npz"
+def trained_projector_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
+    return trained / f"projector-{encoder}.npz"
 
 
-def trained_adapter_path(encoder: str) -> Path:
-    return TRAINED_DIR / f"lora-{encoder}.gguf"
+def trained_adapter_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
+    return trained / f"lora-{encoder}.gguf"
 
 
 def llm_width(gguf_path: Path) -> int:
@@ -54,8 +52,9 @@ def llm_width(gguf_path: Path) -> int:
         llama_cpp.llama_model_free(model)
 
 
-def default_projector(encoder: str, d_encoder: int, d_llm: int) -> tuple[ProjectorWeights, str]:
-    path = trained_projector_path(encoder)
+def default_projector(encoder: str, d_encoder: int, d_llm: int,
+                      trained: Path = TRAINED_DIR) -> tuple[ProjectorWeights, str]:
+    path = trained_projector_path(encoder, trained)
     if path.exists():
         return ProjectorWeights.load(path), f"trained: {path.name}"
     return ProjectorWeights.init(ProjectorDims(STACK, d_encoder, PROJECTOR_HIDDEN, d_llm), seed=0), "untrained (seed 0)"
@@ -71,8 +70,10 @@ def recipe_key(encoder: str, quant: str) -> str:
 
 
 def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT,
-                        log=print, with_adapter: bool = True) -> Path:
-    """Write a complete model directory at out_dir (built aside, then moved into place)."""
+                        log=print, with_adapter: bool = True, trained: Path = TRAINED_DIR) -> Path:
+    """Write a complete model directory at out_dir (built aside, then moved into place).
+
+    trained: where the projector and LoRA adapter come from (the committed ones, or a training run's out/)."""
     if quant not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTIZATIONS)}")
     with building(out_dir) as work:
@@ -82,15 +83,15 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         ct2 = read_ct2_model(whisper.model_bin)
         d_encoder = ct2["encoder/conv1/weight"].shape[0]
         d_llm = llm_width(source_gguf)
-        projector, projector_note = default_projector(encoder, d_encoder, d_llm)
+        projector, projector_note = default_projector(encoder, d_encoder, d_llm, trained)
         log(f"writing encoder.onnx (projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
         log(f"quantising SmolLM2-135M-Instruct to {quant}")
         quantize_gguf(source_gguf, work / "llm.gguf", quant)
         adapter = None
-        if with_adapter and trained_adapter_path(encoder).exists():  # trained with the projector, applied at load
+        if with_adapter and trained_adapter_path(encoder, trained).exists():  # trained with the projector
             adapter = "adapter.gguf"
-            shutil.copyfile(trained_adapter_path(encoder), work / adapter)
+            shutil.copyfile(trained_adapter_path(encoder, trained), work / adapter)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=SAMPLE_RATE / PAD_MULTIPLE, max_seconds=MAX_SAMPLES / SAMPLE_RATE),

@@ -50,6 +50,17 @@ if [ "$EXTRAS" = dev ]; then
   # faster-whisper is the baseline in tests and benchmarks; it depends on the CPU-only onnxruntime,
   # which must never sit beside onnxruntime-gpu, so its other needs are installed explicitly.
   pip install -q --no-deps "faster-whisper==1.2.1"
+  # `voxprompt export hf` converts Hugging Face LLMs with llama.cpp's own converter, which ships only in the
+  # llama-cpp-python source archive: unpack it (and its gguf-py) once, matching the built llama.cpp.
+  converter="${XDG_CACHE_HOME:-$HOME/.cache}/voxprompt/llama.cpp-$LLAMA_CPP_VERSION"
+  if [ ! -f "$converter/convert_hf_to_gguf.py" ]; then
+    sdist=$(mktemp -d)
+    pip download -q --no-binary :all: --no-deps -d "$sdist" "llama-cpp-python==$LLAMA_CPP_VERSION"
+    mkdir -p "$converter.partial"
+    tar xzf "$sdist"/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz -C "$converter.partial" --strip-components=3 \
+      --wildcards "*/vendor/llama.cpp/convert_hf_to_gguf.py" "*/vendor/llama.cpp/conversion/*" "*/vendor/llama.cpp/gguf-py/*"
+    rm -rf "$sdist" "$converter" && mv "$converter.partial" "$converter"
+  fi
 else
   pip install -q -e .
 fi

@@ -15,7 +15,7 @@ the meeting starts at nine thirty tomorrow morning
 thank you for calling, goodbye"""
 
 
-def train_sentencepiece(path: Path, vocab_size: int = 96) -> None:
+def train_sentencepiece(path: Path, vocab_size: int = 96, byte_fallback: bool = False) -> None:
     """A unigram SentencePiece model with rinna's special pieces: [PAD] 0, <unk> 1, <s> 2, </s> 3, [SEP], [CLS]."""
     import sentencepiece
 
@@ -23,7 +23,8 @@ def train_sentencepiece(path: Path, vocab_size: int = 96) -> None:
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(TEXT.splitlines() * 20), model_writer=model, vocab_size=vocab_size,
         model_type="unigram", pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece="[PAD]",
-        user_defined_symbols=["[SEP]", "[CLS]"], hard_vocab_limit=False, minloglevel=2)
+        user_defined_symbols=["[SEP]", "[CLS]"], hard_vocab_limit=False, byte_fallback=byte_fallback,
+        minloglevel=2)
     path.write_bytes(model.getvalue())
 
 
