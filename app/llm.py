@@ -220,6 +220,21 @@ class SpeechPromptLLM:
             self._decode_tokens([token], pos, want_logits=True)
             pos += 1
 
+    def forced_logits(self, speech: np.ndarray, tokens: list[int]) -> np.ndarray:
+        """Logits at each step of the speech prompt followed by `tokens` (teacher forcing): [len(tokens) + 1, vocab].
+        For measuring how far a quantised model drifts from another along the same transcript."""
+        pos = self._start()
+        self._decode_embeddings(speech, pos, want_logits=False)
+        pos += len(speech)
+        self._decode_tokens(self.suffix_ids, pos, want_logits=True)
+        pos += len(self.suffix_ids)
+        rows = [self._logits().copy()]
+        for token in tokens:
+            self._decode_tokens([token], pos, want_logits=True)
+            pos += 1
+            rows.append(self._logits().copy())
+        return np.stack(rows)
+
     def prompt_logits(self, vectors: np.ndarray | None = None, tokens: list[int] | None = None) -> np.ndarray:
         """Logits after the prefix plus either raw vectors or tokens: for checking injection."""
         pos = self._start()
