@@ -14,7 +14,7 @@ import numpy as np
 
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.journal import Journal
-from voxprompt.transcriber import Transcriber
+from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 
 
@@ -38,8 +38,10 @@ class DictationOptions:
     partial_every_s: float = 0.5  # re-decode the growing segment this often
     max_backlog_s: float = 0.6  # skip partials while more audio than this waits to be processed
     level_every_s: float = 0.1
-    # Dictation ends utterances sooner than file transcription: a shorter hang-over.
-    vad: VadOptions = VadOptions(hangover_ms=450, tail_ms=210, max_segment_s=15.0)
+    # Dictation ends utterances sooner than file transcription: a short hang-over (a pause this long ends
+    # the line), a short kept tail; the final is decoded while the hang-over runs (closing_candidate).
+    vad: VadOptions = VadOptions(hangover_ms=300, tail_ms=150, max_segment_s=15.0)
+    partial_max_silence_ms: int = 90  # no partial once the speaker seems to stop: the final needs the decoder
 
 
 class AudioSource(Protocol):
@@ -59,6 +61,7 @@ class DictationEngine:
         self._samples = 0  # 16 kHz samples consumed since the start
         self._arrivals: list[tuple[int, float]] = []  # (sample count, wall time) for latency
         self._last_partial_at = 0
+        self._speculative: tuple[tuple[int, int], Segment] | None = None  # (segment start, length) -> result
         self._last_level_at = 0
         self.finals: list[DictationEvent] = []
 
@@ -118,9 +121,15 @@ class DictationEngine:
         for segment in self.vad.push(block):
             self._final(segment)
         current = self.vad.current()
+        candidate = self.vad.closing_candidate()
         if current is None:
             self._last_partial_at = self._samples
+        elif candidate is not None:
+            key = (candidate.start, len(candidate.audio))
+            if self._speculative is None or self._speculative[0] != key:
+                self._speculative = (key, self.transcriber.transcribe_segment(candidate))
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
+              and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
               and self.source.backlog_seconds() <= o.max_backlog_s):
             self._last_partial_at = self._samples
             t0 = time.monotonic()
@@ -135,7 +144,11 @@ class DictationEngine:
         return time.monotonic()
 
     def _final(self, segment: SpeechSegment) -> None:
-        result = self.transcriber.transcribe_segment(segment)
+        speculative, self._speculative = self._speculative, None
+        if speculative is not None and speculative[0] == (segment.start, len(segment.audio)):
+            result = speculative[1]  # the same audio, decoded while the hang-over ran out
+        else:
+            result = self.transcriber.transcribe_segment(segment)
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3

@@ -95,6 +95,21 @@ class VadSegmenter:
             return None
         return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames))
 
+    @property
+    def trailing_silence_ms(self) -> int:
+        """How long the open segment has been silent (0 while voiced or when no segment is open)."""
+        return (len(self._frames) - 1 - self._last_voiced) * self.options.frame_ms if self._frames else 0
+
+    def closing_candidate(self) -> SpeechSegment | None:
+        """The segment exactly as it will close if no speech follows, once its kept tail has arrived:
+        a dictation engine decodes it while the hang-over runs out, so the final is ready when it does."""
+        if not self._frames or self._voiced < self._min_voiced:
+            return None
+        end = self._last_voiced + 1 + self._tail
+        if len(self._frames) < end:
+            return None
+        return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames[:end]))
+
     def push(self, pcm: np.ndarray) -> list[SpeechSegment]:
         pcm = np.concatenate([self._pending, np.asarray(pcm, np.float32)])
         n = len(pcm) // self.frame

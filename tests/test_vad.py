@@ -61,3 +61,22 @@ def test_a_click_is_not_speech():
     click = np.zeros(SAMPLE_RATE, np.float32)
     click[8000:8040] = 0.9
     assert run(np.concatenate([silence(1.0), click, silence(1.0)]), VadOptions(aggressiveness=3)) == []
+
+
+def test_closing_candidate_is_exactly_the_segment_that_closes(recording_audio):
+    """Dictation decodes the candidate early; it must be the very audio the VAD then commits."""
+    options = VadOptions(hangover_ms=300, tail_ms=150)
+    vad = VadSegmenter(options)
+    audio = np.concatenate([silence(1.0), recording_audio, silence(1.0)])
+    candidates, closed, voiced_candidate = [], [], False
+    for i in range(0, len(audio), 480):  # 30 ms blocks, as a microphone delivers them
+        closed += vad.push(audio[i:i + 480])
+        candidate = vad.closing_candidate()
+        if candidate is not None:
+            candidates.append(candidate)
+            voiced_candidate |= vad.trailing_silence_ms < options.tail_ms
+    assert len(closed) >= 1 and candidates
+    assert not voiced_candidate  # offered only once the kept tail is there
+    last = candidates[-1]
+    assert (last.start, len(last.audio)) == (closed[-1].start, len(closed[-1].audio))
+    assert np.array_equal(last.audio, closed[-1].audio)
