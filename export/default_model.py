@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from voxprompt.export.model_dir import building
+from voxprompt.export.merge_lora import merge_lora
 from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec,
@@ -25,6 +26,7 @@ import voxprompt.models as models_package
 TRAINED_DIR = Path(models_package.__file__).resolve().parent / "trained"  # committed recipe outputs
 DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
+MERGE_ADAPTER = False  # q8_0 + runtime adapter vs merged: see README "Where the default model stands"
 PROJECTOR_HIDDEN = 1024
 BUILDER_VERSION = 1  # bump when the build recipe changes, so cached default models are rebuilt
 
@@ -62,7 +64,7 @@ def default_projector(encoder: str, d_encoder: int, d_llm: int,
 
 def recipe_key(encoder: str, quant: str) -> str:
     """Names a build: a retrained projector or a new recipe gives a new cache entry."""
-    digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}".encode())
+    digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}:{MERGE_ADAPTER}".encode())
     for trained in (trained_projector_path(encoder), trained_adapter_path(encoder)):
         if trained.exists():
             digest.update(trained.read_bytes())
@@ -70,10 +72,13 @@ def recipe_key(encoder: str, quant: str) -> str:
 
 
 def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, quant: str = DEFAULT_QUANT,
-                        log=print, with_adapter: bool = True, trained: Path = TRAINED_DIR) -> Path:
+                        log=print, with_adapter: bool = True, trained: Path = TRAINED_DIR,
+                        merge_adapter: bool | None = None) -> Path:
     """Write a complete model directory at out_dir (built aside, then moved into place).
 
-    trained: where the projector and LoRA adapter come from (the committed ones, or a training run's out/)."""
+    trained: where the projector and LoRA adapter come from (the committed ones, or a training run's out/).
+    merge_adapter: fold the adapter into the weights before quantising (None: MERGE_ADAPTER for q8_0/f16;
+    never into 4-bit, which loses most of it) instead of applying it at load time."""
     if quant not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTIZATIONS)}")
     with building(out_dir) as work:
@@ -86,12 +91,23 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         projector, projector_note = default_projector(encoder, d_encoder, d_llm, trained)
         log(f"writing encoder.onnx (projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
-        log(f"quantising SmolLM2-135M-Instruct to {quant}")
-        quantize_gguf(source_gguf, work / "llm.gguf", quant)
+        adapter_path = trained_adapter_path(encoder, trained) if with_adapter else None
+        if adapter_path is not None and not adapter_path.exists():
+            adapter_path = None
+        if merge_adapter is None:
+            merge_adapter = MERGE_ADAPTER and quant in ("q8_0", "f16")
         adapter = None
-        if with_adapter and trained_adapter_path(encoder, trained).exists():  # trained with the projector
-            adapter = "adapter.gguf"
-            shutil.copyfile(trained_adapter_path(encoder, trained), work / adapter)
+        if adapter_path is not None and merge_adapter:
+            log(f"merging the LoRA adapter into SmolLM2-135M-Instruct, then quantising to {quant}")
+            merge_lora(source_gguf, adapter_path, work / "llm-merged.gguf")
+            quantize_gguf(work / "llm-merged.gguf", work / "llm.gguf", quant)
+            (work / "llm-merged.gguf").unlink()
+        else:
+            log(f"quantising SmolLM2-135M-Instruct to {quant}")
+            quantize_gguf(source_gguf, work / "llm.gguf", quant)
+            if adapter_path is not None:  # trained with the projector, applied at load
+                adapter = "adapter.gguf"
+                shutil.copyfile(adapter_path, work / adapter)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=SAMPLE_RATE / PAD_MULTIPLE, max_seconds=MAX_SAMPLES / SAMPLE_RATE),
@@ -101,7 +117,9 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
             token_bound=DEFAULT_TOKEN_BOUND,
             provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}",
                         "llm": f"SmolLM2-135M-Instruct (Apache-2.0), from {source_gguf.name}",
-                        "projector": projector_note, "recipe": recipe_key(encoder, quant)},
+                        "projector": projector_note, "recipe": recipe_key(encoder, quant),
+                        "adapter": "none" if adapter_path is None else
+                                   f"{adapter_path.name}, {'merged' if merge_adapter else 'applied at load'}"},
         )
         write_manifest(work, manifest)
     return Path(out_dir)

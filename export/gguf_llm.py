@@ -11,6 +11,9 @@ def quantize_gguf(source: str | Path, target: str | Path, quantization: str, n_t
     """Write `target` as `source` re-quantised; from a quantised source the weights are dequantised first."""
     import llama_cpp
 
+    from voxprompt.llm import silence_llama_logs
+
+    silence_llama_logs()  # the quantiser reports every tensor on stderr
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
     params = llama_cpp.llama_model_quantize_default_params()

@@ -35,3 +35,33 @@ def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
     assert effect > 1.0  # the adapter changes the model noticeably...
     assert np.abs(ours - theirs).max() < 0.1 * effect  # ...and llama.cpp applies the same change
     assert int(ours.argmax()) == int(theirs.argmax())
+
+
+def test_merged_adapter_matches_the_adapter_applied_at_load(tmp_path):
+    """Folding the trained adapter into the weights (f16, then q8_0) keeps its effect."""
+    from voxprompt.export.default_model import trained_adapter_path
+    from voxprompt.export.gguf_llm import quantize_gguf
+    from voxprompt.export.merge_lora import merge_lora
+    from voxprompt.models.assets import smollm2_gguf
+
+    adapter = trained_adapter_path("tiny.en")
+    if not adapter.exists():
+        pytest.skip("no trained adapter committed")
+    assert merge_lora(smollm2_gguf(), adapter, tmp_path / "merged-f16.gguf") > 0
+    quantize_gguf(tmp_path / "merged-f16.gguf", tmp_path / "merged-q8_0.gguf", "q8_0")
+
+    def logits(path, adapter_path=None):
+        llm = SpeechPromptLLM(path, DEFAULT_PROMPT, adapter_path=adapter_path)
+        try:
+            return llm.prompt_logits(tokens=llm.tokenize("Please leave your message after the tone."))
+        finally:
+            llm.close()
+
+    base = logits(smollm2_gguf())
+    at_load = logits(smollm2_gguf(), adapter)
+    effect = np.abs(at_load - base).max()
+    assert effect > 1.0
+    for merged in (tmp_path / "merged-f16.gguf", tmp_path / "merged-q8_0.gguf"):
+        got = logits(merged)
+        assert np.abs(got - at_load).max() < 0.25 * effect
+        assert int(got.argmax()) == int(at_load.argmax())
