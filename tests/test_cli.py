@@ -112,3 +112,22 @@ def test_two_hour_file_streams_in_bounded_memory(tmp_path, recording_audio, defa
     assert 6000.5 <= int(h) * 3600 + int(m) * 60 + float(s) <= 6001.5
     # the whole file decoded is 230 MB of float32 alone; streaming keeps the process far below that
     assert peak_mb < 600 or before / 1024 >= 600, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_export_of_a_training_run_uses_its_projector_and_adapter(tmp_path):
+    from voxprompt.export.default_model import TRAINED_DIR
+    from voxprompt.manifest import load_manifest
+
+    if not (TRAINED_DIR / "train-config.json").exists():
+        pytest.skip("no training run committed")
+    done = voxprompt("export", "trained", TRAINED_DIR, "--out", tmp_path / "m", "--quant", "q4_0")
+    assert done.returncode == 0, done.stderr
+    m = load_manifest(tmp_path / "m")
+    assert m.provenance["projector"].startswith("trained")
+    assert m.llm.quantization == "q4_0" and m.llm.adapter == "adapter.gguf"  # never merged into 4 bits
+
+
+def test_export_of_a_folder_that_is_no_training_run_is_one_line(tmp_path):
+    done = voxprompt("export", "trained", tmp_path, "--out", tmp_path / "m")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "train-config.json" in done.stderr
