@@ -88,6 +88,8 @@ class Transcriber:
             tokens = tokens[: self.llm.loop_at]
             pieces = [self.llm.detokenize(tokens)]
         text = " ".join("".join(pieces).split())  # one line: subtitle formats end an entry at a blank line
+        if not any(ch.isalnum() for ch in text):
+            text = ""  # "...", "--": what the model says over noise is not a transcript
         return Segment(segment.start_s, segment.end_s, text, tokens, timing)
 
     def segments(self, blocks: Iterator[np.ndarray]) -> Iterator[SpeechSegment]:

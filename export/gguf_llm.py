@@ -27,3 +27,13 @@ def quantize_gguf(source: str | Path, target: str | Path, quantization: str, n_t
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"llama.cpp could not quantise {source} to {quantization} (status {status})")
     partial.replace(target)
+
+
+def finish_f16(f16: Path, target: Path, quantization: str, log=print) -> None:
+    """An f16 GGUF written by an exporter becomes `target` at the chosen quantisation (the f16 file goes)."""
+    if quantization == "f16":
+        f16.replace(target)
+        return
+    log(f"quantising to {quantization}")
+    quantize_gguf(f16, target, quantization)
+    f16.unlink()

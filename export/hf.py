@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
+from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16
 from voxprompt.export.model_dir import building
 from voxprompt.export.onnx_torch import conv_output_length, export_torch_encoder
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, EncoderSpec, LlmSpec, Manifest, ModelError,
@@ -83,12 +83,7 @@ def export_hf(encoder_dir: str | Path, projector_file: str | Path, llm_dir: str 
         convert_hf_llm(llm_dir, f16)
         if llm_width(f16) != weights.dims.d_llm:
             raise ModelError(f"{llm_dir} is {llm_width(f16)} wide, the projector writes {weights.dims.d_llm}")
-        if quant == "f16":
-            f16.replace(work / "llm.gguf")
-        else:
-            log(f"quantising to {quant}")
-            quantize_gguf(f16, work / "llm.gguf", quant)
-            f16.unlink()
+        finish_f16(f16, work / "llm.gguf", quant, log)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=info.name, pad_multiple=info.pad_multiple,
                                 vectors_per_second=SAMPLE_RATE / (info.samples_per_frame * stack),

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
+from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16
 from voxprompt.export.model_dir import building
 from voxprompt.export.onnx_torch import conv_output_length, export_torch_encoder
 from voxprompt.manifest import EncoderSpec, LlmSpec, Manifest, ModelError, PromptTemplate, write_manifest
@@ -71,12 +71,7 @@ def export_nue_asr(checkpoint: str | Path, out_dir: str | Path, quant: str = "q8
         log("writing the GPT-NeoX LLM as GGUF (f16) with its SentencePiece vocabulary")
         f16 = work / "llm-f16.gguf"
         write_gptneox_gguf(model.llm, checkpoint / TOKENIZER_FILE, specials, f16, name=checkpoint.name)
-        if quant == "f16":
-            f16.replace(work / "llm.gguf")
-        else:
-            log(f"quantising to {quant}")
-            quantize_gguf(f16, work / "llm.gguf", quant)
-            f16.unlink()
+        finish_f16(f16, work / "llm.gguf", quant, log)
         import sentencepiece
 
         sp = sentencepiece.SentencePieceProcessor(model_file=str(checkpoint / TOKENIZER_FILE))

@@ -62,5 +62,15 @@ def default_model_dir() -> Path:
     return ensure_default_model(log=lambda *_: None)
 
 
+@pytest.fixture(scope="module")
+def transcriber(default_model_dir):
+    """The default model loaded once per test module, as the app loads it."""
+    from voxprompt.transcriber import Transcriber
+
+    t = Transcriber(default_model_dir)
+    yield t
+    t.close()
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), np.float32)

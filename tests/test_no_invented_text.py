@@ -4,16 +4,8 @@ import pytest
 
 from conftest import silence
 from voxprompt.models.dataset import _NonSpeech
-from voxprompt.transcriber import Transcriber
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def transcriber(default_model_dir):
-    t = Transcriber(default_model_dir)
-    yield t
-    t.close()
 
 
 def non_speech_clips() -> list[np.ndarray]:

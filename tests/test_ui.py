@@ -12,15 +12,6 @@ from voxprompt.audio import SAMPLE_RATE
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def transcriber(default_model_dir):
-    from voxprompt.transcriber import Transcriber
-
-    t = Transcriber(default_model_dir)
-    yield t
-    t.close()
-
-
 async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio, transcriber):
     env = start_virtual_microphone(tmp_path / "pulse")
     os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]  # PortAudio's ALSA pulse plugin reads it on open
