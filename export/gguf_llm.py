@@ -37,3 +37,23 @@ def finish_f16(f16: Path, target: Path, quantization: str, log=print) -> None:
     log(f"quantising to {quantization}")
     quantize_gguf(f16, target, quantization)
     f16.unlink()
+
+
+def check_prompt_tokenizes(gguf_path: Path, texts: list[str]) -> None:
+    """llama.cpp aborts the whole process on text its vocabulary cannot encode (a SentencePiece vocabulary
+    without byte fallback, say): try the prompt's texts in a child process, and say so instead."""
+    import subprocess
+    import sys
+
+    from voxprompt.manifest import ModelError
+
+    script = ("import sys, llama_cpp\n"
+              "from voxprompt.llm import silence_llama_logs\n"
+              "silence_llama_logs()\n"
+              "m = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)\n"
+              "for t in sys.argv[2:]:\n"
+              "    m.tokenize(t.encode(), add_bos=False, special=True)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(gguf_path), *texts], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ModelError(f"{gguf_path.name}: llama.cpp cannot tokenize the prompt {texts!r} with this vocabulary "
+                         "(no byte fallback for some of its characters?); export an LLM whose tokenizer covers it")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16
+from voxprompt.export.gguf_llm import QUANTIZATIONS, check_prompt_tokenizes, finish_f16
 from voxprompt.export.model_dir import building
 from voxprompt.export.onnx_torch import conv_output_length, export_torch_encoder
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, EncoderSpec, LlmSpec, Manifest, ModelError,
@@ -83,6 +83,7 @@ def export_hf(encoder_dir: str | Path, projector_file: str | Path, llm_dir: str 
         convert_hf_llm(llm_dir, f16)
         if llm_width(f16) != weights.dims.d_llm:
             raise ModelError(f"{llm_dir} is {llm_width(f16)} wide, the projector writes {weights.dims.d_llm}")
+        check_prompt_tokenizes(f16, [DEFAULT_PROMPT.prefix, DEFAULT_PROMPT.suffix, *DEFAULT_PROMPT.stop])
         finish_f16(f16, work / "llm.gguf", quant, log)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=info.name, pad_multiple=info.pad_multiple,

@@ -16,10 +16,25 @@ pytestmark = pytest.mark.slow
 D_LLM = 64
 
 
+def tiny_llama(folder, byte_fallback: bool = True):
+    """A tiny Llama with a SentencePiece tokenizer trained here."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder.mkdir()
+    # byte fallback, as Llama's own vocabulary has: the prompt's characters all have a token
+    train_sentencepiece(folder / "tokenizer.model", vocab_size=350 if byte_fallback else 96, byte_fallback=byte_fallback)
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=384, hidden_size=D_LLM, num_hidden_layers=2, num_attention_heads=4,
+                                       num_key_value_heads=2, intermediate_size=128, max_position_embeddings=512,
+                                       initializer_range=0.2, tie_word_embeddings=False, bos_token_id=2,
+                                       eos_token_id=3))
+    llm.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """A tiny wav2vec2 encoder, a random projector and a tiny Llama with a SentencePiece tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM, Wav2Vec2Config, Wav2Vec2Model
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     root = tmp_path_factory.mktemp("hf")
     torch.manual_seed(0)
@@ -28,14 +43,7 @@ def parts(tmp_path_factory):
                                            num_conv_pos_embedding_groups=4))
     encoder.save_pretrained(root / "encoder")
     ProjectorWeights.init(ProjectorDims(4, 32, 48, D_LLM), seed=0).save(root / "projector.npz")
-    (root / "llm").mkdir()
-    # byte fallback, as Llama's own vocabulary has: the prompt's characters all have a token
-    train_sentencepiece(root / "llm" / "tokenizer.model", vocab_size=350, byte_fallback=True)
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=384, hidden_size=D_LLM, num_hidden_layers=2, num_attention_heads=4,
-                                       num_key_value_heads=2, intermediate_size=128, max_position_embeddings=512,
-                                       initializer_range=0.2, tie_word_embeddings=False, bos_token_id=2,
-                                       eos_token_id=3))
-    llm.save_pretrained(root / "llm")
+    tiny_llama(root / "llm")
     return root
 
 
@@ -132,3 +140,9 @@ def test_whisper_encoders_run_unpadded_and_match_transformers_at_30_seconds(tmp_
         short = frames(pcm[:, :1280 * 10])
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert short.shape == (1, 40, 32)
+
+
+def test_a_vocabulary_that_cannot_spell_the_prompt_is_a_clear_error(parts, tmp_path):
+    llm = tiny_llama(tmp_path / "llm", byte_fallback=False)
+    with pytest.raises(ModelError, match="cannot tokenize the prompt"):
+        export_hf(parts / "encoder", parts / "projector.npz", llm, tmp_path / "out", log=lambda m: None)
