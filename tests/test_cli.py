@@ -131,3 +131,9 @@ def test_export_of_a_folder_that_is_no_training_run_is_one_line(tmp_path):
     done = voxprompt("export", "trained", tmp_path, "--out", tmp_path / "m")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "train-config.json" in done.stderr
+
+
+def test_export_hf_without_its_parts_says_which_are_needed(tmp_path):
+    done = voxprompt("export", "hf", "--encoder", tmp_path, "--out", tmp_path / "m")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "--projector" in done.stderr and "--llm" in done.stderr
