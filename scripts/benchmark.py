@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -110,7 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=40, help="how many recordings (default 40)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quants", nargs="+", default=["q4_0", "q8_0", "f16"])
+    parser.add_argument("--quants", nargs="+", default=["q4_0", "q8_0", "q8_0-merged"],
+                        help="LLM quantisations; QUANT-merged folds the LoRA adapter into the weights")
     parser.add_argument("--encoder", default="tiny.en")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
@@ -118,11 +120,18 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from voxprompt.export.default_model import ensure_default_model
+    import tempfile
+
+    from voxprompt.export.default_model import build_default_model
 
     files = [str(f) for f in benchmark_files(args.files)]
-    systems = [(f"voxprompt {args.encoder} + SmolLM2 {q}", str(ensure_default_model(args.encoder, q, log=lambda *_: None)))
-               for q in args.quants]
+    work = Path(tempfile.mkdtemp(prefix="voxprompt-bench-"))
+    systems = []
+    for q in args.quants:
+        quant, merged = q.removesuffix("-merged"), q.endswith("-merged")
+        model = build_default_model(work / q, args.encoder, quant, log=lambda *_: None, merge_adapter=merged)
+        label = f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}"
+        systems.append((label, str(model)))
     systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper"))
     rows = []
     for label, target in systems:
@@ -130,6 +139,7 @@ def main() -> None:
                               "--threads", str(args.threads)], capture_output=True, text=True, check=True)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
         print(f"done: {label}", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
 
     audio_s = rows[0][1]["audio_s"]
     print(f"{len(files)} real recordings, {audio_s:.1f} s of audio; {args.threads} threads; "
