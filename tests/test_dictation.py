@@ -2,6 +2,7 @@
 PortAudio as a microphone, segmented and decoded by the engine; partials come before finals and
 every final is in the journal, even after an abrupt stop."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import soundfile as sf
 from audio_env import play, start_virtual_microphone, stop_virtual_microphone
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
+from voxprompt.models.evaluate import wer
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,8 @@ def utterances(tmp_path_factory, recording_audio):
     return path, len(recording_audio) / SAMPLE_RATE
 
 
-def test_headless_jsonl_partials_then_finals_and_journal(mic_env, utterances, tmp_path, default_model_dir):
+def test_headless_jsonl_partials_then_finals_and_journal(mic_env, utterances, tmp_path, default_model_dir,
+                                                        recording, asterisk_transcripts):
     path, speech_s = utterances
     journal = tmp_path / "journal.txt"
     proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "dictate", "--no-ui", "--jsonl", "--device", "pulse",
@@ -58,6 +61,10 @@ def test_headless_jsonl_partials_then_finals_and_journal(mic_env, utterances, tm
     assert finals[1]["start"] - finals[0]["start"] == pytest.approx(speech_s + 2.0, abs=0.5)
     lines = journal.read_text().splitlines()
     assert len(lines) == sum(1 for f in finals if f["text"])
+    # the spoken words (the recording's published transcript, stage directions dropped)
+    spoken = re.sub(r"\(.*?\)", "", asterisk_transcripts[recording.stem])
+    for f in finals:
+        assert wer([spoken], [f["text"]]) <= 0.5, (spoken, f["text"])
 
 
 def test_abrupt_kill_keeps_the_journal(mic_env, utterances, tmp_path, default_model_dir):
