@@ -1,5 +1,6 @@
 """The Textual app, driven by a pilot while a wav plays into the virtual microphone."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -8,11 +9,13 @@ import soundfile as sf
 from audio_env import play, start_virtual_microphone, stop_virtual_microphone
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
+from voxprompt.models.evaluate import wer
 
 pytestmark = pytest.mark.slow
 
 
-async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio, transcriber):
+async def test_app_shows_partials_then_commits_finals(tmp_path, recording, recording_audio, transcriber,
+                                                       asterisk_transcripts):
     env = start_virtual_microphone(tmp_path / "pulse")
     os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]  # PortAudio's ALSA pulse plugin reads it on open
     from voxprompt.microphone import find_device
@@ -27,7 +30,12 @@ async def test_app_shows_partials_then_commits_finals(tmp_path, recording_audio,
         stop_virtual_microphone(env)
     # every committed line is in the journal, cleared from the screen or not
     assert committed >= 1
-    assert (tmp_path / "journal.txt").read_text().count("\n") == committed
+    lines = (tmp_path / "journal.txt").read_text().splitlines()
+    assert len(lines) == committed
+    # the spoken words (the recording's published transcript, stage directions dropped)
+    said = " ".join(line.split("] ", 1)[1] for line in lines)
+    spoken = re.sub(r"\(.*?\)", "", asterisk_transcripts[recording.stem])
+    assert wer([spoken], [said]) <= 0.5, (spoken, said)
 
 
 async def drive(app, wav, env) -> int:
