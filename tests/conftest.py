@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,12 @@ def transcriber(default_model_dir):
     t = Transcriber(default_model_dir)
     yield t
     t.close()
+
+
+def as_in_a_terminal() -> None:
+    """preexec_fn for a child the test will Ctrl-C: SIGINT at its default, as in a terminal. A test run
+    started in the background inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def silence(seconds: float) -> np.ndarray:

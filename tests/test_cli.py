@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import silence
+from conftest import as_in_a_terminal, silence
 from voxprompt.audio import SAMPLE_RATE
 
 
@@ -72,6 +72,7 @@ def test_interrupted_run_keeps_finished_segments(tmp_path, recording_audio, defa
     out = tmp_path / "long.txt"
     proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "transcribe", tmp_path / "long.wav",
                              "--output-dir", tmp_path, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=as_in_a_terminal,
                             text=True)
     deadline = time.time() + 300
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):

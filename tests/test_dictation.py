@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from audio_env import play, start_virtual_microphone, stop_virtual_microphone
-from conftest import silence
+from conftest import as_in_a_terminal, silence
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.models.evaluate import wer
 
@@ -42,13 +42,16 @@ def test_headless_jsonl_partials_then_finals_and_journal(mic_env, utterances, tm
     journal = tmp_path / "journal.txt"
     proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "dictate", "--no-ui", "--jsonl", "--device", "pulse",
                              "--journal", journal], env=mic_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    time.sleep(4)  # model load and stream start
-    player = play(path, mic_env)
-    player.wait(timeout=60)
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+                            text=True, preexec_fn=as_in_a_terminal)
+    try:
+        time.sleep(4)  # model load and stream start
+        player = play(path, mic_env)
+        player.wait(timeout=60)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a dictation left running would share the microphone with the next test
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     finals = [e for e in events if e["type"] == "final"]
