@@ -35,7 +35,7 @@ async def test_app_shows_partials_then_commits_finals(tmp_path, recording, recor
     # the spoken words (the recording's published transcript, stage directions dropped)
     said = " ".join(line.split("] ", 1)[1] for line in lines)
     spoken = re.sub(r"\(.*?\)", "", asterisk_transcripts[recording.stem])
-    assert wer([spoken], [said]) <= 0.5, (spoken, said)
+    assert wer([spoken], [said]) <= 0.7, (spoken, said)  # loose: see test_dictation
 
 
 async def drive(app, wav, env) -> int:
