@@ -93,7 +93,6 @@ def cmd_transcribe(args) -> int:
     from rich.console import Console
 
     console = Console(file=sys.stdout, highlight=False)
-
     try:
         transcriber = _load_transcriber(args)
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
@@ -193,7 +192,6 @@ def cmd_dictate(args) -> int:
     from voxprompt.dictation import DictationEngine
     from voxprompt.journal import Journal
     from voxprompt.microphone import DeviceError, Microphone, find_device
-
 
     if args.list_devices:
         from voxprompt.microphone import list_input_devices

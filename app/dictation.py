@@ -120,9 +120,8 @@ class DictationEngine:
             self.on_event(DictationEvent("level", level=20 * np.log10(rms), speaking=self.vad.in_speech))
         for segment in self.vad.push(block):
             self._final(segment)
-        current = self.vad.current()
         candidate = self.vad.closing_candidate()
-        if current is None:
+        if not self.vad.in_speech:
             self._last_partial_at = self._samples
         elif candidate is not None:
             key = (candidate.start, len(candidate.audio))
@@ -133,7 +132,7 @@ class DictationEngine:
               and self.source.backlog_seconds() <= o.max_backlog_s):
             self._last_partial_at = self._samples
             t0 = time.monotonic()
-            result = self.transcriber.transcribe_segment(current)
+            result = self.transcriber.transcribe_segment(self.vad.current())
             self.on_event(DictationEvent("partial", result.text, result.start, result.end,
                                          (time.monotonic() - t0) * 1e3, speaking=True))
 

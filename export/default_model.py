@@ -12,7 +12,7 @@ from pathlib import Path
 
 from voxprompt.export.model_dir import building
 from voxprompt.export.merge_lora import merge_lora
-from voxprompt.export.gguf_llm import QUANTIZATIONS, quantize_gguf
+from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec,
                                 LlmSpec, Manifest, write_manifest)
@@ -100,8 +100,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         if adapter_path is not None and merge_adapter:
             log(f"merging the LoRA adapter into SmolLM2-135M-Instruct, then quantising to {quant}")
             merge_lora(source_gguf, adapter_path, work / "llm-merged.gguf")
-            quantize_gguf(work / "llm-merged.gguf", work / "llm.gguf", quant)
-            (work / "llm-merged.gguf").unlink()
+            finish_f16(work / "llm-merged.gguf", work / "llm.gguf", quant, log=lambda _: None)
         else:
             log(f"quantising SmolLM2-135M-Instruct to {quant}")
             quantize_gguf(source_gguf, work / "llm.gguf", quant)

@@ -16,11 +16,10 @@ from pathlib import Path
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.export.gguf_llm import QUANTIZATIONS, check_prompt_tokenizes, finish_f16
 from voxprompt.export.model_dir import building
-from voxprompt.export.onnx_torch import conv_output_length, export_torch_encoder
+from voxprompt.export.onnx_torch import export_torch_encoder, min_input_samples
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, EncoderSpec, LlmSpec, Manifest, ModelError,
                                 write_manifest)
 
-LLAMA_CPP_VERSION = "0.3.36"  # the llama-cpp-python release whose converter scripts/install.sh unpacks
 
 
 def llama_cpp_converter() -> Path:
@@ -28,9 +27,11 @@ def llama_cpp_converter() -> Path:
     override = os.environ.get("VOXPROMPT_HF_CONVERTER")
     if override:
         return Path(override)
+    import llama_cpp
     from platformdirs import user_cache_dir
 
-    path = Path(user_cache_dir("voxprompt")) / f"llama.cpp-{LLAMA_CPP_VERSION}" / "convert_hf_to_gguf.py"
+    # the converter of the very llama.cpp release this llama-cpp-python was built from
+    path = Path(user_cache_dir("voxprompt")) / f"llama.cpp-{llama_cpp.__version__}" / "convert_hf_to_gguf.py"
     if not path.exists():
         raise ModelError(f"llama.cpp's converter is not at {path}; run scripts/install.sh (it unpacks it there)")
     return path
@@ -71,8 +72,7 @@ def export_hf(encoder_dir: str | Path, projector_file: str | Path, llm_dir: str 
         raise ModelError(f"{projector_file} writes {weights.dims.d_llm}-wide vectors but {llm_dir} reads {hidden}; "
                          "use the projector trained for this LLM")
     stack = weights.dims.stack
-    min_samples = info.pad_multiple if not info.conv_layers else next(
-        n for n in range(1, 10 * SAMPLE_RATE, 16) if conv_output_length(n, list(info.conv_layers)) >= stack)
+    min_samples = min_input_samples(list(info.conv_layers), stack) if info.conv_layers else info.pad_multiple
     with building(out_dir) as work:
         log(f"writing encoder.onnx ({info.name} + projector)")
         drift = export_torch_encoder(StackedSpeechEncoder(frames, Projector.from_weights(weights)),

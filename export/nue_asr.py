@@ -7,12 +7,13 @@ carries the authors' prompt (`<s>` speech `[SEP]`) and token bound (4 per second
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16
 from voxprompt.export.model_dir import building
-from voxprompt.export.onnx_torch import conv_output_length, export_torch_encoder
+from voxprompt.export.onnx_torch import export_torch_encoder, min_input_samples
 from voxprompt.manifest import EncoderSpec, LlmSpec, Manifest, ModelError, PromptTemplate, write_manifest
 
 # The tokenizer's special tokens as rinna's T5Tokenizer names them; special_tokens_map.json may rename them.
@@ -60,10 +61,7 @@ def export_nue_asr(checkpoint: str | Path, out_dir: str | Path, quant: str = "q8
     specials = special_token_ids(checkpoint)
     hubert = model.audio_encoder.config
     layers = _hubert_conv_layers(hubert) + list(zip(model.layout.kernel_sizes, model.layout.strides))
-    min_samples = next(n for n in range(1, 10 * SAMPLE_RATE, 16) if conv_output_length(n, layers) >= 1)
-    samples_per_vector = 1
-    for _, stride in layers:
-        samples_per_vector *= stride
+    samples_per_vector = math.prod(stride for _, stride in layers)
     with building(out_dir) as work:
         log("writing encoder.onnx (HuBERT + bridge)")
         drift = export_torch_encoder(model.encoder, work / "encoder.onnx")
@@ -78,7 +76,7 @@ def export_nue_asr(checkpoint: str | Path, out_dir: str | Path, quant: str = "q8
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name="nue-asr-hubert", pad_multiple=1,
                                 vectors_per_second=SAMPLE_RATE / samples_per_vector, max_seconds=MAX_SECONDS,
-                                min_samples=min_samples),
+                                min_samples=min_input_samples(layers)),
             llm=LlmSpec(file="llm.gguf", name=f"{checkpoint.name} (GPT-NeoX)",
                         width=model.llm.config.hidden_size, quantization=quant),
             prompt=PromptTemplate(prefix=sp.id_to_piece(specials["bos"]), suffix=sp.id_to_piece(specials["sep"]),

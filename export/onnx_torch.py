@@ -20,6 +20,11 @@ def conv_output_length(n: int, layers: list[tuple[int, int]]) -> int:
     return n
 
 
+def min_input_samples(layers: list[tuple[int, int]], frames: int = 1) -> int:
+    """The shortest input (to 16 samples) that leaves at least `frames` after the convolutions."""
+    return next(n for n in range(16, 10 * SAMPLE_RATE, 16) if conv_output_length(n, layers) >= frames)
+
+
 def export_torch_encoder(module, out: Path, check_seconds: tuple[float, ...] = (0.7, 3.3)) -> float:
     """torch.onnx.export with a dynamic length axis; returns the max abs difference ONNX vs PyTorch."""
     import onnxruntime as ort

@@ -7,6 +7,7 @@ padding policy: no padding to 30 s, the position table is sliced to the input's 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,7 @@ def load_hf_encoder(directory: str | Path) -> tuple[nn.Module, EncoderInfo]:
         return frames.eval(), info
     preprocessor = directory / "preprocessor_config.json"
     normalize = bool(json.loads(preprocessor.read_text()).get("do_normalize", False)) if preprocessor.exists() else False
-    samples_per_frame = 1
-    for stride in config.conv_stride:
-        samples_per_frame *= stride
+    samples_per_frame = math.prod(config.conv_stride)
     info = EncoderInfo(f"{model_type} ({directory.name})", config.hidden_size, samples_per_frame,
                        tuple(zip(config.conv_kernel, config.conv_stride)), 1, 30.0)
     return WaveformFrames(model, normalize).eval(), info

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gzip
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,12 @@ def transcriber(default_model_dir):
     t = Transcriber(default_model_dir)
     yield t
     t.close()
+
+
+def run_voxprompt(*args, **kwargs) -> subprocess.CompletedProcess:
+    """`voxprompt ARGS` in a child process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "voxprompt", *map(str, args)], capture_output=True, text=True,
+                          timeout=kwargs.pop("timeout", 600), **kwargs)
 
 
 def as_in_a_terminal() -> None:

@@ -10,12 +10,8 @@ import pytest
 import soundfile as sf
 
 from conftest import as_in_a_terminal, silence
+from conftest import run_voxprompt as voxprompt
 from voxprompt.audio import SAMPLE_RATE
-
-
-def voxprompt(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "voxprompt", *map(str, args)], capture_output=True, text=True,
-                          timeout=kwargs.pop("timeout", 600), **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+from conftest import run_voxprompt
 from nue_asr_checkpoint import make_checkpoint
 from voxprompt.export.nue_asr import export_nue_asr, special_token_ids
 from voxprompt.llm import RepetitionGuard, SpeechPromptLLM
@@ -121,24 +122,18 @@ def test_a_tokenizer_without_the_prompt_tokens_is_refused(checkpoint, tmp_path):
         export_nue_asr(other, tmp_path / "out", quant="f16", log=lambda m: None)
 
 
-def _voxprompt(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "voxprompt", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
 
 
 def test_command_line_exports_q8_0_and_transcribes_with_it(checkpoint, recording, tmp_path):
-    done = _voxprompt("export", "nue-asr", checkpoint, "--out", tmp_path / "model", "--quant", "q8_0")
+    done = run_voxprompt("export", "nue-asr", checkpoint, "--out", tmp_path / "model", "--quant", "q8_0")
     assert done.returncode == 0, done.stderr
     assert load_manifest(tmp_path / "model").llm.quantization == "q8_0"
-    done = _voxprompt("transcribe", recording, "--model", tmp_path / "model", "--output-dir", tmp_path, "--quiet")
+    done = run_voxprompt("transcribe", recording, "--model", tmp_path / "model", "--output-dir", tmp_path, "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / f"{recording.stem}.txt").exists()
 
 
 def test_command_line_without_the_checkpoint_says_what_to_give(tmp_path):
-    done = _voxprompt("export", "nue-asr", "--out", tmp_path / "model")
+    done = run_voxprompt("export", "nue-asr", "--out", tmp_path / "model")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "CHECKPOINT" in done.stderr.upper()
