@@ -5,7 +5,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from voxprompt.audio import AudioError, probe
 from voxprompt.manifest import ModelError
 from voxprompt.writers import FORMATS, format_timestamp, open_writer
 
@@ -26,7 +25,7 @@ def _resolve_model(model: str | None) -> Path:
     return ensure_default_model(log=_log)
 
 
-def _load_transcriber(args):
+def _load_transcriber(args, parallel: int = 1):
     from voxprompt.encoder import EncoderOptions
     from voxprompt.llm import LlmOptions
     from voxprompt.transcriber import Transcriber
@@ -35,7 +34,7 @@ def _load_transcriber(args):
     device = getattr(args, "device_kind", args.device)
     gpu_layers = 0 if device == "cpu" else -1
     return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
-                       LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers))
+                       LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers, n_parallel=parallel))
 
 
 class _Display:
@@ -92,49 +91,51 @@ class _Display:
 def cmd_transcribe(args) -> int:
     from rich.console import Console
 
+    from voxprompt.files import FileDone, FileStarted, Progress, SegmentDone, SegmentStarted, TokenText, transcribe_files
+
     console = Console(file=sys.stdout, highlight=False)
     try:
-        transcriber = _load_transcriber(args)
+        transcriber = _load_transcriber(args, parallel=args.parallel)
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         _error(str(exc))
         return 2
     _log(transcriber.describe_devices())
     display = _Display(console, live_progress=sys.stdout.isatty() and not args.quiet)
+    show = not args.quiet
     failed = 0
-    for name in args.files:
-        path = Path(name)
-        try:
-            info = probe(path)
-        except AudioError as exc:
-            _error(str(exc))
-            failed += 1
-            continue
-        writer = open_writer(args.format, Path(args.output_dir), path) if args.output_dir else None
-        display.start_file(path, info.duration)
-        file_failed = False
-        try:
-            for segment in transcriber.transcribe_file(
-                    path, on_token=None if args.quiet else display.token,
-                    on_segment_start=None if args.quiet else display.segment_start, on_progress=display.advance):
-                if not args.quiet:
-                    display.segment_end(segment)
+    writer = None
+    try:
+        for event in transcribe_files(transcriber, args.files):
+            if isinstance(event, FileStarted):
+                writer = open_writer(args.format, Path(args.output_dir), event.path) if args.output_dir else None
+                display.start_file(event.path, event.duration)
+            elif isinstance(event, SegmentStarted) and show:
+                display.segment_start(event.speech)
+            elif isinstance(event, TokenText) and show:
+                display.token(event.text)
+            elif isinstance(event, SegmentDone):
+                if show:
+                    display.segment_end(event.segment)
                 if writer is not None:
-                    writer.add(segment)
-        except AudioError as exc:
-            display.end_file()
-            _error(str(exc))
-            failed += 1
-            file_failed = True
-        except KeyboardInterrupt:
-            display.end_file()
-            _error(f"interrupted; what was transcribed so far is in {writer.path if writer else 'the output above'}")
-            return 130
-        finally:
-            display.end_file()
-            if writer is not None:
-                writer.close()
-        if writer is not None and not file_failed:
-            _log(f"wrote {writer.path} ({writer.count} segments)")
+                    writer.add(event.segment)
+            elif isinstance(event, Progress):
+                display.advance(event.seconds)
+            elif isinstance(event, FileDone):
+                display.end_file()
+                if writer is not None:
+                    writer.close()
+                if event.error is not None:
+                    _error(str(event.error))
+                    failed += 1
+                elif writer is not None:
+                    _log(f"wrote {writer.path} ({writer.count} segments)")
+                writer = None
+    except KeyboardInterrupt:
+        display.end_file()
+        if writer is not None:
+            writer.close()
+        _error(f"interrupted; what was transcribed so far is in {writer.path if writer else 'the output above'}")
+        return 130
     transcriber.close()
     if failed:
         _error(f"{failed} of {len(args.files)} files failed")
@@ -261,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the encoder and LLM run (default: GPU when available)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
+    t.add_argument("--parallel", type=int, default=8, metavar="N",
+                   help="speech segments decoded together, across files too (default: 8; 1 is one at a time)")
     t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
     t.set_defaults(func=cmd_transcribe)
 

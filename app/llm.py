@@ -1,11 +1,11 @@
 """llama.cpp with speech vectors injected as prompt embeddings, streaming greedy tokens.
 
 One batch holds either token ids or embeddings, so a prompt is decoded in runs: the fixed prefix
-(once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step.
+(once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step
+(decoding.py chooses the tokens, for one prompt or several at once).
 """
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
 from dataclasses import dataclass
@@ -14,39 +14,25 @@ from typing import Iterator
 
 import numpy as np
 
+from voxprompt.decoding import Finished, RepetitionGuard, Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
+
+__all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
 
 
 @dataclass(frozen=True)
 class LlmOptions:
     n_threads: int = 0  # 0: one per physical core, as llama.cpp benchmarks best
-    n_ctx: int = 1024  # prefix + 30 s of speech + suffix + the token bound fit with room to spare
+    n_parallel: int = 1  # speech prompts decoded together (file transcription batches its segments)
+    n_ctx: int = 0  # KV cells of each sequence; 0: 1024 for one (prefix + 30 s of speech + suffix + the
+    # token bound, with room), 640 each for several (the same without the room; the KV cache is the RSS)
     gpu_layers: int = -1  # -1: every layer when this llama.cpp build has a GPU back end
-    flash_attn: bool = False  # set explicitly: llama-cpp-python and llama.cpp disagree on the default
+    flash_attn: bool = False  # set explicitly (llama-cpp-python and llama.cpp disagree on the default); on,
+    # greedy output drifts from the PyTorch reference: 40 % WER on real speech instead of 35 %
 
-
-@dataclass(frozen=True)
-class RepetitionGuard:
-    """Stops a decoding loop: the tokens end in back-to-back copies of one n-gram (n <= max_period)
-    spanning at least min_span tokens. Natural repeats ("very, very") are shorter than that."""
-
-    max_period: int = 16
-    min_span: int = 8
-
-    def loop_start(self, tokens: list[int]) -> int | None:
-        """Where the repetition begins, keeping its first copy; None when the tail is no loop."""
-        n = len(tokens)
-        for period in range(1, self.max_period + 1):
-            span = period * max(2, -(-self.min_span // period))
-            if n >= span and all(tokens[n - span + i] == tokens[n - span + i % period] for i in range(span)):
-                return n - span + period
-        return None
-
-
-@dataclass(frozen=True)
-class TokenPiece:
-    token: int
-    text: str  # the decoded text this token completes (may be "" inside a multi-byte character)
+    @property
+    def cells_per_sequence(self) -> int:
+        return self.n_ctx or (1024 if self.n_parallel == 1 else 640)
 
 
 _LOG_CALLBACK = None
@@ -74,7 +60,11 @@ def physical_cores() -> int:
 
 
 class SpeechPromptLLM:
-    """A GGUF LLM that reads [prefix tokens, speech vectors, suffix tokens] and streams greedy tokens."""
+    """A GGUF LLM that reads [prefix tokens, speech vectors, suffix tokens] and streams greedy tokens.
+
+    Seats 0..n_parallel-1 are sequences with KV cells of their own (a cache shared by all would make
+    every prompt attend over every other sequence's cells, masked: twice the cost of a prompt at 8).
+    Each seat decodes the fixed prefix once and keeps it between prompts."""
 
     def __init__(self, gguf_path: str | Path, prompt: PromptTemplate, options: LlmOptions = LlmOptions(),
                  adapter_path: str | Path | None = None, guard: RepetitionGuard = RepetitionGuard()):
@@ -82,41 +72,67 @@ class SpeechPromptLLM:
 
         silence_llama_logs()
         self._lib = llama_cpp
+        self._model = self._ctx = self._adapter = None
         self.options = options
         self.guard = guard
+        self.n_parallel = options.n_parallel
         self.loop_at: int | None = None  # set by generate() when the guard stopped a loop
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
-        n_threads = options.n_threads or physical_cores()
-        try:
-            self._llama = llama_cpp.Llama(
-                model_path=str(gguf_path), n_ctx=options.n_ctx, n_batch=options.n_ctx, n_ubatch=512,
-                n_threads=n_threads, n_threads_batch=n_threads,
-                n_gpu_layers=options.gpu_layers if self.gpu_offload else 0,
-                flash_attn=options.flash_attn, lora_path=str(adapter_path) if adapter_path else None,
-                verbose=False,
-            )
-        except ValueError as exc:
-            raise ModelError(f"{gguf_path}: llama.cpp cannot load it ({exc}); re-run `voxprompt export`") from None
-        self._ctx = self._llama._ctx.ctx
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
-        self.width = int(llama_cpp.llama_model_n_embd(self._llama._model.model))
+        self._load(Path(gguf_path), adapter_path, options)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.width = int(llama_cpp.llama_model_n_embd(self._model))
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
-        self.n_batch = options.n_ctx
+        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx)) // self.n_parallel  # per seat
+        self.n_batch = int(llama_cpp.llama_n_batch(self._ctx))
         self.prefix_ids = self.tokenize(prompt.prefix)
         self.suffix_ids = self.tokenize(prompt.suffix)
         stops = [self.tokenize(s) for s in prompt.stop]
         self.stop_ids = {ids[0] for ids in stops if len(ids) == 1}  # a stop string must be one token
         self._embd_batch = llama_cpp.llama_batch_init(self.n_batch, self.width, 1)
         self._token_batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
-        self._prefix_in_cache = False
+        self._prefix_in_cache: set[int] = set()  # seats whose KV cells start with the prefix
+
+    def _load(self, gguf_path: Path, adapter_path: str | Path | None, options: LlmOptions) -> None:
+        lib = self._lib
+        _init_backend()
+        if not gguf_path.is_file():
+            raise ModelError(f"{gguf_path}: no such model file; re-run `voxprompt export`")
+        model_params = lib.llama_model_default_params()
+        model_params.n_gpu_layers = 0
+        if self.gpu_offload:
+            model_params.n_gpu_layers = 0x7FFFFFFF if options.gpu_layers < 0 else options.gpu_layers
+        self._model = lib.llama_model_load_from_file(str(gguf_path).encode(), model_params)
+        if not self._model:
+            raise ModelError(f"{gguf_path}: llama.cpp cannot load it; re-run `voxprompt export`")
+        params = lib.llama_context_default_params()
+        cells = options.cells_per_sequence
+        params.n_ctx, params.n_batch, params.n_ubatch = cells * options.n_parallel, cells, min(cells, 512)
+        params.n_seq_max, params.kv_unified = options.n_parallel, False
+        params.n_threads = params.n_threads_batch = options.n_threads or physical_cores()
+        params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
+                                  else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        self._ctx = lib.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            raise ModelError(f"{gguf_path}: llama.cpp cannot make a context of {options.n_parallel} x {cells} cells")
+        if adapter_path is not None:
+            self._adapter = lib.llama_adapter_lora_init(self._model, str(adapter_path).encode())
+            if not self._adapter:
+                raise ModelError(f"{adapter_path}: llama.cpp cannot load this LoRA adapter for {gguf_path.name}")
+            adapters = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+            if lib.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
+                raise ModelError(f"{adapter_path}: llama.cpp cannot apply this LoRA adapter")
 
     def close(self) -> None:
-        if getattr(self, "_llama", None) is not None:
-            self._lib.llama_batch_free(self._embd_batch)
-            self._lib.llama_batch_free(self._token_batch)
-            self._llama.close()
-            self._llama = None
+        lib = self._lib
+        if self._ctx:
+            lib.llama_batch_free(self._embd_batch)
+            lib.llama_batch_free(self._token_batch)
+            lib.llama_free(self._ctx)
+        if self._adapter:
+            lib.llama_adapter_lora_free(self._adapter)
+        if self._model:
+            lib.llama_model_free(self._model)
+        self._model = self._ctx = self._adapter = None
 
     def __del__(self):
         try:
@@ -126,12 +142,17 @@ class SpeechPromptLLM:
 
     # -- text <-> tokens ------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        data = text.encode("utf-8")
+        tokens = (self._lib.llama_token * (len(data) + 8))()
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), tokens, len(tokens), False, True)
+        if n < 0:
+            raise ModelError(f"llama.cpp cannot tokenize {text[:40]!r}")
+        return list(tokens[:n])
 
     def is_stop(self, token: int) -> bool:
         return token in self.stop_ids or bool(self._lib.llama_vocab_is_eog(self._vocab, token))
 
-    def _piece(self, token: int) -> bytes:
+    def piece(self, token: int) -> bytes:
         buf = ctypes.create_string_buffer(64)
         n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
         if n < 0:
@@ -140,22 +161,22 @@ class SpeechPromptLLM:
         return buf.raw[:n]
 
     def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
-    # -- decoding -------------------------------------------------------------------------------
-    def _decode_tokens(self, tokens: list[int], start: int, want_logits: bool) -> None:
+    # -- llama_decode in runs: a batch holds either token ids or embeddings ----------------------
+    def _decode_tokens(self, tokens: list[int], start: int, want_logits: bool, seq: int) -> None:
         b = self._token_batch
         for offset in range(0, len(tokens), self.n_batch):
             chunk = tokens[offset: offset + self.n_batch]
             b.n_tokens = len(chunk)
             for i, tok in enumerate(chunk):
-                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = tok, start + offset + i, 1, 0
+                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = tok, start + offset + i, 1, seq
                 b.logits[i] = False
             last = offset + len(chunk) == len(tokens)
             b.logits[len(chunk) - 1] = want_logits and last
             self._check(self._lib.llama_decode(self._ctx, b))
 
-    def _decode_embeddings(self, vectors: np.ndarray, start: int, want_logits: bool) -> None:
+    def _decode_embeddings(self, vectors: np.ndarray, start: int, want_logits: bool, seq: int) -> None:
         b = self._embd_batch
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         for offset in range(0, len(vectors), self.n_batch):
@@ -164,7 +185,7 @@ class SpeechPromptLLM:
             ctypes.memmove(b.embd, chunk.ctypes.data, chunk.nbytes)
             b.n_tokens = n
             for i in range(n):
-                b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = start + offset + i, 1, 0, False
+                b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = start + offset + i, 1, seq, False
             b.logits[n - 1] = want_logits and offset + n == len(vectors)
             self._check(self._lib.llama_decode(self._ctx, b))
 
@@ -173,73 +194,110 @@ class SpeechPromptLLM:
         if status != 0:
             raise RuntimeError(f"llama_decode failed (status {status})")
 
-    def _logits(self) -> np.ndarray:
-        ptr = self._lib.llama_get_logits_ith(self._ctx, -1)
+    def _logits(self, index: int = -1) -> np.ndarray:
+        """The logits of the index-th output of the last batch (valid until the next decode)."""
+        ptr = self._lib.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _memory(self):
+        return self._lib.llama_get_memory(self._ctx)
 
     def reset(self) -> None:
         """Forget everything, the cached prefix too."""
-        self._lib.llama_memory_clear(self._lib.llama_get_memory(self._ctx), True)
-        self._prefix_in_cache = False
+        self._lib.llama_memory_clear(self._memory(), True)
+        self._prefix_in_cache.clear()
 
-    def _start(self) -> int:
-        """Keep the fixed prefix in the KV cache (decoded once) and drop what came after it."""
-        memory = self._lib.llama_get_memory(self._ctx)
-        if self._prefix_in_cache:
-            self._lib.llama_memory_seq_rm(memory, 0, len(self.prefix_ids), -1)
+    # -- one seat's speech prompt: what decoding.decode_many drives ------------------------------
+    def capacity(self) -> int:
+        """KV cells of one seat left once the prefix is in."""
+        return self.n_ctx - len(self.prefix_ids)
+
+    def cells_for(self, speech: np.ndarray) -> int:
+        """Cells a prompt takes beyond the prefix."""
+        return len(speech) + len(self.suffix_ids)
+
+    def _start(self, seat: int) -> int:
+        """An empty seat but for the prefix (decoded once per seat, kept in the KV cache)."""
+        memory = self._memory()
+        if seat in self._prefix_in_cache:
+            self._lib.llama_memory_seq_rm(memory, seat, len(self.prefix_ids), -1)
         else:
-            self._lib.llama_memory_clear(memory, True)
-            self._decode_tokens(self.prefix_ids, 0, want_logits=False)
-            self._prefix_in_cache = True
+            self._lib.llama_memory_seq_rm(memory, seat, -1, -1)
+            self._decode_tokens(self.prefix_ids, 0, want_logits=False, seq=seat)
+            self._prefix_in_cache.add(seat)
         return len(self.prefix_ids)
 
-    def generate(self, speech: np.ndarray, max_new_tokens: int) -> Iterator[TokenPiece]:
-        """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded."""
+    def prefill(self, seat: int, speech: np.ndarray) -> tuple[np.ndarray, int]:
+        """Decode [prefix][speech][suffix] on a seat: the logits of the first new token, and its position."""
         if speech.ndim != 2 or speech.shape[1] != self.width:
             raise ModelError(f"speech vectors are {speech.shape[-1]} wide, the LLM reads {self.width}; "
                              "the encoder and LLM come from different models")
-        budget = self.n_ctx - len(self.prefix_ids) - len(speech) - len(self.suffix_ids)
-        max_new_tokens = min(max_new_tokens, budget)
-        pos = self._start()
-        self._decode_embeddings(speech, pos, want_logits=False)
+        pos = self._start(seat)
+        self._decode_embeddings(speech, pos, want_logits=False, seq=seat)
         pos += len(speech)
-        self._decode_tokens(self.suffix_ids, pos, want_logits=True)
-        pos += len(self.suffix_ids)
-        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        tokens: list[int] = []
+        self._decode_tokens(self.suffix_ids, pos, want_logits=True, seq=seat)
+        return self._logits(), pos + len(self.suffix_ids)
+
+    def step(self, feeds: list[tuple[int, int, int]]) -> list[np.ndarray]:
+        """One token for each (seat, token, position) in one batch: the logits that follow each.
+        Give the seats in increasing order: otherwise llama.cpp splits the batch (3x slower at 8)."""
+        b = self._token_batch
+        b.n_tokens = len(feeds)
+        for i, (seat, token, pos) in enumerate(feeds):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = token, pos, 1, seat, True
+        self._check(self._lib.llama_decode(self._ctx, b))
+        return [self._logits(i) for i in range(len(feeds))]
+
+    def release(self, seat: int) -> None:
+        """Drop what followed the prefix on this seat."""
+        self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
+
+    # -- greedy transcripts -----------------------------------------------------------------------
+    def generate(self, speech: np.ndarray, max_new_tokens: int) -> Iterator[TokenPiece]:
+        """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded."""
         self.loop_at = None
-        for _ in range(max_new_tokens):
-            token = int(np.argmax(self._logits()))
-            if self.is_stop(token):
-                break
-            tokens.append(token)
-            self.loop_at = self.guard.loop_start(tokens)
-            if self.loop_at is not None:
-                break  # the caller keeps tokens[:loop_at]
-            yield TokenPiece(token, utf8.decode(self._piece(token)))
-            self._decode_tokens([token], pos, want_logits=True)
-            pos += 1
+        for _, event in decode_many(self, [Request(None, speech, max_new_tokens)]):
+            if isinstance(event, Finished):
+                self.loop_at = event.loop_at  # the caller keeps tokens[:loop_at]
+            else:
+                yield event
 
     def forced_logits(self, speech: np.ndarray, tokens: list[int]) -> np.ndarray:
         """Logits at each step of the speech prompt followed by `tokens` (teacher forcing): [len(tokens) + 1, vocab].
         For measuring how far a quantised model drifts from another along the same transcript."""
-        pos = self._start()
-        self._decode_embeddings(speech, pos, want_logits=False)
-        pos += len(speech)
-        self._decode_tokens(self.suffix_ids, pos, want_logits=True)
-        pos += len(self.suffix_ids)
-        rows = [self._logits().copy()]
-        for token in tokens:
-            self._decode_tokens([token], pos, want_logits=True)
-            pos += 1
-            rows.append(self._logits().copy())
+        seat = 0
+        logits, pos = self.prefill(seat, speech)
+        rows = [logits.copy()]
+        try:
+            for token in tokens:
+                self._decode_tokens([token], pos, want_logits=True, seq=seat)
+                pos += 1
+                rows.append(self._logits().copy())
+        finally:
+            self.release(seat)
         return np.stack(rows)
 
     def prompt_logits(self, vectors: np.ndarray | None = None, tokens: list[int] | None = None) -> np.ndarray:
         """Logits after the prefix plus either raw vectors or tokens: for checking injection."""
-        pos = self._start()
-        if vectors is not None:
-            self._decode_embeddings(vectors, pos, want_logits=True)
-        else:
-            self._decode_tokens(list(tokens or []), pos, want_logits=True)
-        return self._logits().copy()
+        seat = 0
+        pos = self._start(seat)
+        try:
+            if vectors is not None:
+                self._decode_embeddings(vectors, pos, want_logits=True, seq=seat)
+            else:
+                self._decode_tokens(list(tokens or []), pos, want_logits=True, seq=seat)
+            return self._logits().copy()
+        finally:
+            self.release(seat)
+
+
+_BACKEND_READY = False
+
+
+def _init_backend() -> None:
+    global _BACKEND_READY
+    if not _BACKEND_READY:
+        import llama_cpp
+
+        llama_cpp.llama_backend_init()
+        _BACKEND_READY = True

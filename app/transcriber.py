@@ -1,4 +1,6 @@
-"""The pipeline: audio -> VAD segments -> encoder.onnx -> speech vectors -> llama.cpp -> Segment results."""
+"""The pipeline: audio -> VAD segments -> encoder.onnx -> speech vectors -> llama.cpp -> Segment results.
+
+One segment at a time here (live dictation); files.py decodes many files' segments together."""
 from __future__ import annotations
 
 import time
@@ -8,7 +10,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from voxprompt.audio import SAMPLE_RATE, stream_audio
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
@@ -68,26 +69,26 @@ class Transcriber:
         return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
 
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None) -> Segment:
+        """One segment on its own (live dictation); files go through files.transcribe_files."""
         t0 = time.perf_counter()
         speech = self.encoder(segment.audio)
         t1 = time.perf_counter()
         tokens: list[int] = []
-        pieces: list[str] = []
         t_first = None
         for piece in self.llm.generate(speech, self.manifest.token_bound(segment.duration)):
-            if t_first is None:
-                t_first = time.perf_counter()
+            t_first = t_first or time.perf_counter()
             tokens.append(piece.token)
-            pieces.append(piece.text)
             if on_token is not None and piece.text:
                 on_token(piece.text)
         t2 = time.perf_counter()
         t_first = t_first or t2
-        timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
         if self.llm.loop_at is not None:  # a repetition loop was cut: keep its first copy only
             tokens = tokens[: self.llm.loop_at]
-            pieces = [self.llm.detokenize(tokens)]
-        text = " ".join("".join(pieces).split())  # one line: subtitle formats end an entry at a blank line
+        timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
+        return self.segment_result(segment, tokens, timing)
+
+    def segment_result(self, segment: SpeechSegment, tokens: list[int], timing: Timing) -> Segment:
+        text = " ".join(self.llm.detokenize(tokens).split())  # one line: subtitle formats end an entry at a blank line
         if not any(ch.isalnum() for ch in text):
             text = ""  # "...", "--": what the model says over noise is not a transcript
         return Segment(segment.start_s, segment.end_s, text, tokens, timing)
@@ -98,27 +99,6 @@ class Transcriber:
         for block in blocks:
             yield from vad.push(block)
         yield from vad.flush()
-
-    def transcribe_file(self, path: str | Path, on_token: TokenCallback | None = None,
-                        on_segment_start: Callable[[SpeechSegment], None] | None = None,
-                        on_progress: Callable[[float], None] | None = None) -> Iterator[Segment]:
-        """Stream a file from disk and yield its Segments as each one is finished."""
-        seen = 0
-
-        def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal seen
-            for block in blocks:
-                seen += len(block)
-                yield block
-
-        for speech in self.segments(counted(stream_audio(path, block_seconds=10.0))):
-            if on_segment_start is not None:
-                on_segment_start(speech)
-            yield self.transcribe_segment(speech, on_token)
-            if on_progress is not None:
-                on_progress(seen / SAMPLE_RATE)
-        if on_progress is not None:
-            on_progress(seen / SAMPLE_RATE)
 
     def close(self) -> None:
         self.llm.close()

@@ -1,0 +1,150 @@
+"""Files in, events out: the VAD segments of many files decoded together, reported in file order.
+
+Segments are read, cut and encoded only when the LLM has a free seat for them, so memory stays
+bounded however long the files are. Decoding runs ahead, but the events come in the order of the
+files and their segments: the segment at the head streams its text live, later ones are held back
+until it is done.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+from voxprompt.audio import SAMPLE_RATE, AudioError, probe, stream_audio
+from voxprompt.decoding import Finished, Request, TokenPiece, decode_many
+from voxprompt.transcriber import Segment, Timing, Transcriber
+from voxprompt.vad import SpeechSegment
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    path: Path
+    duration: float  # seconds
+
+
+@dataclass(frozen=True)
+class SegmentStarted:
+    path: Path
+    speech: SpeechSegment
+
+
+@dataclass(frozen=True)
+class TokenText:
+    path: Path
+    text: str  # the next piece of the current segment's transcript
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    path: Path
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class Progress:
+    path: Path
+    seconds: float  # of the file's audio transcribed so far
+
+
+@dataclass(frozen=True)
+class FileDone:
+    path: Path
+    error: AudioError | None = None  # the file could not be read (segments before the error were reported)
+
+
+FileEvent = Union[FileStarted, SegmentStarted, TokenText, SegmentDone, Progress, FileDone]
+
+
+@dataclass
+class _InFlight:
+    """A segment handed to the decoder, waiting for its turn to be reported."""
+
+    path: Path
+    speech: SpeechSegment
+    encode_ms: float
+    admitted: float
+    pieces: list[str] = field(default_factory=list)
+    first_token: float | None = None
+    result: Segment | None = None
+    announced: bool = False
+    reported: int = 0  # pieces already reported
+
+
+def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path]) -> Iterator[FileEvent]:
+    """Transcribe files one after another in order, with up to the LLM's n_parallel segments in flight."""
+    outbox: deque[FileEvent | _InFlight] = deque()
+    in_flight: dict[int, _InFlight] = {}
+
+    def requests() -> Iterator[Request]:
+        key = 0
+        for name in paths:
+            path = Path(name)
+            try:
+                outbox.append(FileStarted(path, probe(path).duration))
+                reader = _CountingReader(path)
+                for speech in transcriber.segments(reader.blocks()):
+                    t0 = time.perf_counter()
+                    vectors = transcriber.encoder(speech.audio)
+                    t1 = time.perf_counter()
+                    entry = in_flight[key] = _InFlight(path, speech, (t1 - t0) * 1e3, t1)
+                    outbox.append(entry)
+                    outbox.append(Progress(path, reader.seconds))
+                    yield Request(key, vectors, transcriber.manifest.token_bound(speech.duration))
+                    key += 1
+            except AudioError as exc:
+                outbox.append(FileDone(path, exc))
+                continue
+            outbox.append(Progress(path, reader.seconds))
+            outbox.append(FileDone(path))
+
+    def report() -> Iterator[FileEvent]:
+        while outbox:
+            head = outbox[0]
+            if not isinstance(head, _InFlight):
+                yield outbox.popleft()
+                continue
+            if not head.announced:
+                head.announced = True
+                yield SegmentStarted(head.path, head.speech)
+            while head.reported < len(head.pieces):
+                head.reported += 1
+                if head.pieces[head.reported - 1]:
+                    yield TokenText(head.path, head.pieces[head.reported - 1])
+            if head.result is None:
+                return  # still decoding: later entries wait
+            outbox.popleft()
+            yield SegmentDone(head.path, head.result)
+
+    for key, event in decode_many(transcriber.llm, requests()):
+        entry = in_flight[key]
+        now = time.perf_counter()
+        if isinstance(event, TokenPiece):
+            entry.first_token = entry.first_token or now
+            entry.pieces.append(event.text)
+        else:
+            assert isinstance(event, Finished)
+            del in_flight[key]
+            first = entry.first_token or now
+            timing = Timing(entry.encode_ms, (first - entry.admitted) * 1e3, (now - first) * 1e3, len(event.tokens))
+            entry.result = transcriber.segment_result(entry.speech, event.tokens, timing)
+        yield from report()
+    yield from report()
+
+
+class _CountingReader:
+    """A file streamed from disk in blocks, counting the samples read so far."""
+
+    def __init__(self, path: Path):
+        self.path, self.samples = path, 0
+
+    def blocks(self) -> Iterator:
+        for block in stream_audio(self.path, block_seconds=10.0):
+            self.samples += len(block)
+            yield block
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
