@@ -16,11 +16,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RepetitionGuard:
-    """Stops a decoding loop: the tokens end in back-to-back copies of one n-gram (n <= max_period)
-    spanning at least min_span tokens. Natural repeats ("very, very") are shorter than that."""
+    """Stops a decoding loop. Exact: the tokens end in back-to-back copies of one n-gram (n <= max_period)
+    spanning at least min_span tokens; natural repeats ("very, very") are shorter than that. Counting:
+    `near_copies` copies of an n-gram (near_min_period <= n <= max_period) that differ in one place only
+    ("3 to mute the user, 4 to mute the user, 5 to mute the user"); a spoken list differs in more."""
 
     max_period: int = 16
     min_span: int = 8
+    near_min_period: int = 6
+    near_copies: int = 3
 
     def loop_start(self, tokens: list[int]) -> int | None:
         """Where the repetition begins, keeping its first copy; None when the tail is no loop."""
@@ -29,6 +33,21 @@ class RepetitionGuard:
             span = period * max(2, -(-self.min_span // period))
             if n >= span and all(tokens[n - span + i] == tokens[n - span + i % period] for i in range(span)):
                 return n - span + period
+        return self._counting_loop_start(tokens)
+
+    def _counting_loop_start(self, tokens: list[int]) -> int | None:
+        """Where a counting loop's second copy begins (its copies start at a changing token)."""
+        n = len(tokens)
+        for period in range(self.near_min_period, self.max_period + 1):
+            start = n - self.near_copies * period
+            if start < 0:
+                return None
+            first = tokens[start: start + period]
+            changing = {i for k in range(1, self.near_copies) for i, t in enumerate(tokens[start + k * period:
+                                                                                          start + (k + 1) * period])
+                        if t != first[i]}
+            if len(changing) == 1:
+                return start + changing.pop() + period
         return None
 
 

@@ -38,6 +38,17 @@ def benchmark_files(n: int) -> list[Path]:
     return files[:n]
 
 
+def concatenate(files: list[str], out: Path) -> str:
+    import numpy as np
+    import soundfile as sf
+
+    from voxprompt.audio import SAMPLE_RATE, load_audio
+
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    sf.write(out, np.concatenate([x for f in files for x in (load_audio(f), pause)]), SAMPLE_RATE)
+    return str(out)
+
+
 def peak_rss_mb() -> float:
     """VmHWM of this process (ru_maxrss would include the parent's pages from before exec)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -110,6 +121,8 @@ def main() -> None:
                         help="LLM quantisations; QUANT-merged folds the LoRA adapter into the weights")
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 8],
                         help="segments decoded together (a row for each; default: 1 8)")
+    parser.add_argument("--concat", action="store_true",
+                        help="join the recordings (1 s apart) into one long file, as a lecture or meeting")
     parser.add_argument("--encoder", default="tiny.en")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
@@ -123,6 +136,8 @@ def main() -> None:
 
     files = [str(f) for f in benchmark_files(args.files)]
     work = Path(tempfile.mkdtemp(prefix="voxprompt-bench-"))
+    if args.concat:
+        files = [concatenate(files, work / "joined.wav")]
     systems = []
     for q in args.quants:
         quant, merged = q.removesuffix("-merged"), q.endswith("-merged")
@@ -142,7 +157,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     audio_s = rows[0][1]["audio_s"]
-    print(f"{len(files)} real recordings, {audio_s:.1f} s of audio; {args.threads} threads; "
+    what = f"{args.files} real recordings joined into one file" if args.concat else f"{len(files)} real recordings"
+    print(f"{what}, {audio_s:.1f} s of audio; {args.threads} threads; "
           f"{os.cpu_count()} CPUs; {rows[0][1].get('devices', '')}\n")
     print("| system | RTF | load s | encoder ms/seg | prompt ms/seg | tokens/s | tokens/seg | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
