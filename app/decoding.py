@@ -1,4 +1,5 @@
-"""Greedy decoding of speech prompts, one or many at once (continuous batching).
+"""Greedy decoding of speech prompts, one or many at once (continuous batching), each token the LLM's
+argmax or, when the model has a CTC head, the best of its top candidates by joint CTC/LLM score (ctc.py).
 
 A batch of one new token per sequence costs far less than that many tokens one by one (2 CPU cores:
 ~7.6 ms for one, ~25 ms for eight), so file transcription decodes several segments together. Each
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Iterator, Protocol
 
 import numpy as np
+
+from voxprompt.ctc import CtcPrefixScorer
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Request:
     key: Hashable  # handed back with every event of this request
     speech: np.ndarray  # [n, width] speech vectors
     max_new_tokens: int
+    ctc: CtcPrefixScorer | None = None  # joint CTC/LLM choice of each token (it keeps state); None: argmax
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,12 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
 
     def advance(seq: _Sequence, logits: np.ndarray):
         """Choose the next token of `seq` from its logits; yield its event; drop it when finished."""
-        token = int(np.argmax(logits)) if len(seq.tokens) < seq.max_new else None
+        if len(seq.tokens) >= seq.max_new:
+            token = None
+        elif seq.request.ctc is not None:
+            token = seq.request.ctc.choose(logits, llm.is_stop)
+        else:
+            token = int(np.argmax(logits))
         loop_at = None
         if token is not None and not llm.is_stop(token):
             seq.tokens.append(token)

@@ -16,7 +16,7 @@ class EncoderOptions:
     n_threads: int = 0  # 0: ONNX Runtime's choice (one per physical core)
 
 
-def _cuda_session(path: Path, options) -> "object | None":
+def _cuda_session(model: Path | bytes, options) -> "object | None":
     """Try the CUDA provider quietly; None when its libraries (CUDA, cuDNN) cannot be loaded."""
     import onnxruntime as ort
 
@@ -31,30 +31,38 @@ def _cuda_session(path: Path, options) -> "object | None":
             pass
     ort.set_default_logger_severity(4)  # a failed CUDA load is an expected outcome, not an error to print
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                       providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     finally:
         ort.set_default_logger_severity(2)
     return session if session.get_providers()[0] == "CUDAExecutionProvider" else None
 
 
+def open_session(model: Path | bytes, options: EncoderOptions):
+    """An ONNX Runtime session on CUDA when asked for or available, else on the CPU."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.n_threads
+    # ORT's worker threads spin between runs by default, stealing the cores llama.cpp needs.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = None
+    if options.device in ("auto", "cuda"):
+        session = _cuda_session(model, so)
+        if session is None and options.device == "cuda":
+            raise ModelError("--device cuda: ONNX Runtime has no working CUDA provider here; "
+                             "install onnxruntime-gpu with CUDA 12/13 and cuDNN 9 (see README), or use --device cpu")
+    if session is None:
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                       providers=["CPUExecutionProvider"])
+    return session
+
+
 class SpeechEncoder:
     def __init__(self, onnx_path: str | Path, spec: EncoderSpec, options: EncoderOptions = EncoderOptions()):
-        import onnxruntime as ort
-
         self.spec = spec
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.n_threads
-        # ORT's worker threads spin between runs by default, stealing the cores llama.cpp needs.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = None
-        if options.device in ("auto", "cuda"):
-            session = _cuda_session(Path(onnx_path), so)
-            if session is None and options.device == "cuda":
-                raise ModelError("--device cuda: ONNX Runtime has no working CUDA provider here; "
-                                 "install onnxruntime-gpu with CUDA 12/13 and cuDNN 9 (see README), or use --device cpu")
-        if session is None:
-            session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        session = open_session(Path(onnx_path), options)
         self._session = session
         self.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.width = int(session.get_outputs()[0].shape[-1])

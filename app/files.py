@@ -88,11 +88,13 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path]) -> I
                 for speech in transcriber.segments(reader.blocks()):
                     t0 = time.perf_counter()
                     vectors = transcriber.encoder(speech.audio)
+                    request = Request(key, vectors, transcriber.manifest.token_bound(speech.duration),
+                                      transcriber.scorer(vectors))
                     t1 = time.perf_counter()
                     entry = in_flight[key] = _InFlight(path, speech, (t1 - t0) * 1e3, t1)
                     outbox.append(entry)
                     outbox.append(Progress(path, reader.seconds))
-                    yield Request(key, vectors, transcriber.manifest.token_bound(speech.duration))
+                    yield request
                     key += 1
             except AudioError as exc:
                 outbox.append(FileDone(path, exc))

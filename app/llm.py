@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from voxprompt.ctc import CtcPrefixScorer
 from voxprompt.decoding import Finished, RepetitionGuard, Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
 
@@ -253,10 +254,11 @@ class SpeechPromptLLM:
         self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
 
     # -- greedy transcripts -----------------------------------------------------------------------
-    def generate(self, speech: np.ndarray, max_new_tokens: int) -> Iterator[TokenPiece]:
+    def generate(self, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
+                 ) -> Iterator[TokenPiece]:
         """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded."""
         self.loop_at = None
-        for _, event in decode_many(self, [Request(None, speech, max_new_tokens)]):
+        for _, event in decode_many(self, [Request(None, speech, max_new_tokens, ctc)]):
             if isinstance(event, Finished):
                 self.loop_at = event.loop_at  # the caller keeps tokens[:loop_at]
             else:

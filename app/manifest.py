@@ -70,11 +70,21 @@ class LlmSpec:
 
 
 @dataclass(frozen=True)
+class CtcSpec:
+    """The bridge's CTC head (the training's alignment signal), used at decoding: ctc.py."""
+
+    file: str  # .npz: classes [1 + n, width] (blank first), scale, token_ids [n]
+    weight: float = 0.3  # of the CTC prefix score against the LLM's log-probability
+    candidates: int = 8  # the LLM's top tokens rescored at each step
+
+
+@dataclass(frozen=True)
 class Manifest:
     encoder: EncoderSpec
     llm: LlmSpec
     prompt: PromptTemplate
     token_bound: TokenBound
+    ctc: CtcSpec | None = None  # None: plain greedy decoding
     sample_rate: int = SAMPLE_RATE
     format_version: int = FORMAT_VERSION
     sha256: dict[str, str] = field(default_factory=dict)
@@ -91,6 +101,7 @@ class Manifest:
             llm=LlmSpec(**d["llm"]),
             prompt=PromptTemplate(prompt["prefix"], prompt["suffix"], tuple(prompt.get("stop", ()))),
             token_bound=TokenBound(**d["token_bound"]),
+            ctc=CtcSpec(**d["ctc"]) if d.get("ctc") else None,
             sample_rate=d["sample_rate"],
             format_version=d["format_version"],
             sha256=d.get("sha256", {}),
@@ -107,7 +118,8 @@ def sha256_file(path: Path) -> str:
 
 
 def model_files(manifest: Manifest) -> list[str]:
-    return [f for f in (manifest.encoder.file, manifest.llm.file, manifest.llm.adapter) if f]
+    ctc = manifest.ctc.file if manifest.ctc else None
+    return [f for f in (manifest.encoder.file, manifest.llm.file, manifest.llm.adapter, ctc) if f]
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Manifest:

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from voxprompt.ctc import CtcHead, CtcPrefixScorer
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
@@ -58,6 +59,17 @@ class Transcriber:
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
+        self.ctc = CtcHead(model_dir / m.ctc.file, self.llm.n_vocab, encoder_options) if m.ctc else None
+        if self.ctc is not None and self.ctc.width != self.llm.width:
+            raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
+                             "re-export the model")
+
+    def scorer(self, speech: np.ndarray) -> CtcPrefixScorer | None:
+        """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
+        if self.ctc is None:
+            return None
+        spec = self.manifest.ctc
+        return CtcPrefixScorer(self.ctc.log_probs(speech), self.ctc.class_of, spec.weight, spec.candidates)
 
     def fit_vad(self, options: VadOptions) -> VadOptions:
         """VAD options whose longest segment (plus its pre-roll and tail) fits the encoder."""
@@ -75,7 +87,7 @@ class Transcriber:
         t1 = time.perf_counter()
         tokens: list[int] = []
         t_first = None
-        for piece in self.llm.generate(speech, self.manifest.token_bound(segment.duration)):
+        for piece in self.llm.generate(speech, self.manifest.token_bound(segment.duration), self.scorer(speech)):
             t_first = t_first or time.perf_counter()
             tokens.append(piece.token)
             if on_token is not None and piece.text:

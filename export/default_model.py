@@ -12,11 +12,12 @@ from pathlib import Path
 
 from voxprompt.export.model_dir import building
 from voxprompt.export.merge_lora import merge_lora
-from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf
+from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf, token_embeddings
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
-from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, EncoderSpec,
-                                LlmSpec, Manifest, write_manifest)
+from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, CtcSpec,
+                                EncoderSpec, LlmSpec, Manifest, write_manifest)
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
+from voxprompt.models.ctc_head import CtcHeadWeights
 from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.frontend import MAX_SAMPLES, PAD_MULTIPLE, STACK
 from voxprompt.models.projector import ProjectorDims, ProjectorWeights
@@ -28,7 +29,7 @@ DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024
-BUILDER_VERSION = 1  # bump when the build recipe changes, so cached default models are rebuilt
+BUILDER_VERSION = 2  # bump when the build recipe changes, so cached default models are rebuilt
 
 
 def trained_projector_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
@@ -37,6 +38,10 @@ def trained_projector_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
 
 def trained_adapter_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
     return trained / f"lora-{encoder}.gguf"
+
+
+def trained_ctc_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
+    return trained / f"ctc-{encoder}.npz"
 
 
 def llm_width(gguf_path: Path) -> int:
@@ -65,7 +70,7 @@ def default_projector(encoder: str, d_encoder: int, d_llm: int,
 def recipe_key(encoder: str, quant: str) -> str:
     """Names a build: a retrained projector or a new recipe gives a new cache entry."""
     digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}:{MERGE_ADAPTER}".encode())
-    for trained in (trained_projector_path(encoder), trained_adapter_path(encoder)):
+    for trained in (trained_projector_path(encoder), trained_adapter_path(encoder), trained_ctc_path(encoder)):
         if trained.exists():
             digest.update(trained.read_bytes())
     return digest.hexdigest()[:12]
@@ -76,7 +81,8 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
                         merge_adapter: bool | None = None) -> Path:
     """Write a complete model directory at out_dir (built aside, then moved into place).
 
-    trained: where the projector and LoRA adapter come from (the committed ones, or a training run's out/).
+    trained: where the projector, LoRA adapter and CTC head come from (the committed ones, or a training
+    run's out/); with_adapter=False leaves out the adapter and the CTC head (the projector alone).
     merge_adapter: fold the adapter into the weights before quantising (None: MERGE_ADAPTER for q8_0/f16;
     never into 4-bit, which loses most of it) instead of applying it at load time."""
     if quant not in QUANTIZATIONS:
@@ -107,6 +113,12 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
             if adapter_path is not None:  # trained with the projector, applied at load
                 adapter = "adapter.gguf"
                 shutil.copyfile(adapter_path, work / adapter)
+        ctc_path = trained_ctc_path(encoder, trained) if with_adapter else None
+        ctc = None
+        if ctc_path is not None and ctc_path.exists():  # the trained CTC head, for joint decoding
+            log("writing ctc.npz (the CTC head over SmolLM2's embedding rows)")
+            CtcHeadWeights.load(ctc_path).write_runtime(token_embeddings(source_gguf), work / "ctc.npz")
+            ctc = CtcSpec(file="ctc.npz")
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=SAMPLE_RATE / PAD_MULTIPLE, max_seconds=MAX_SAMPLES / SAMPLE_RATE),
@@ -114,11 +126,13 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
                         adapter=adapter),
             prompt=DEFAULT_PROMPT,
             token_bound=DEFAULT_TOKEN_BOUND,
+            ctc=ctc,
             provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}",
                         "llm": f"SmolLM2-135M-Instruct (Apache-2.0), from {source_gguf.name}",
                         "projector": projector_note, "recipe": recipe_key(encoder, quant),
                         "adapter": "none" if adapter_path is None else
-                                   f"{adapter_path.name}, {'merged' if merge_adapter else 'applied at load'}"},
+                                   f"{adapter_path.name}, {'merged' if merge_adapter else 'applied at load'}",
+                        "ctc": "none" if ctc is None else f"{ctc_path.name}, joint CTC/LLM decoding"},
         )
         write_manifest(work, manifest)
     return Path(out_dir)

@@ -24,6 +24,7 @@ from torch import nn
 
 from voxprompt.manifest import DEFAULT_PROMPT
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
+from voxprompt.models.ctc_head import CtcHeadWeights
 from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
@@ -104,6 +105,10 @@ class CtcHead(nn.Module):
 
     def targets(self, tokens: list[int]) -> list[int]:
         return [self.index[t] for t in tokens if t in self.index]
+
+    def to_weights(self) -> CtcHeadWeights:
+        vocab = sorted(self.index, key=self.index.get)
+        return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale), np.array(vocab, np.int32))
 
 
 def _pad_frames(batch: list[Example], device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -405,9 +410,10 @@ class Trainer:
                 self.save(2, step + 1, opt)
 
     def export(self) -> None:
-        """projector-<encoder>.npz, lora-<encoder>.gguf, train-config.json and metrics.json in out/."""
+        """projector-, ctc- and lora-<encoder> files, train-config.json and metrics.json in out/."""
         c = self.config
         self.projector.to_weights().save(self.out / f"projector-{c.encoder}.npz")
+        self.ctc.to_weights().save(self.out / f"ctc-{c.encoder}.npz")  # joint CTC/LLM decoding
         if hasattr(self.llm, "peft_config"):  # stage 2 has begun
             export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
         (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))

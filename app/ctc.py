@@ -1,0 +1,123 @@
+"""The bridge's CTC head at decoding time: joint CTC/LLM scoring of the next token.
+
+Training aligns the speech vectors with a CTC head whose classes are the LLM's own token embeddings
+(plus a blank). Its posteriors are a second, frame-synchronous opinion on the transcript: at each
+step the LLM's top candidates are rescored with the CTC prefix score (Watanabe et al. 2017, "Hybrid
+CTC/attention"), which keeps the LLM from wandering off what was said (invented words, loops).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxprompt.encoder import EncoderOptions, open_session
+
+NEG_INF = -np.inf
+
+
+class CtcHead:
+    """classes [1 + n, width] (the blank first, then LLM embedding rows), a scale, the rows' token ids.
+
+    Scored in ONNX Runtime (like the encoder, its threads never spin): a numpy/OpenBLAS matmul leaves
+    threads spinning that take the cores from llama.cpp (prompts decoded 2x slower)."""
+
+    def __init__(self, path: str | Path, n_vocab: int, options: EncoderOptions = EncoderOptions()):
+        with np.load(path) as data:
+            classes = data["classes"].astype(np.float32)
+            scale = float(data["scale"])
+            token_ids = data["token_ids"].astype(np.int64)
+        self.width = classes.shape[1]
+        self.class_of = np.zeros(n_vocab, np.int64)  # token id -> class; 0: not a CTC class
+        self.class_of[token_ids] = np.arange(1, len(token_ids) + 1)
+        self._session = open_session(_log_softmax_graph(classes * np.float32(scale)), options)
+
+    def log_probs(self, speech: np.ndarray) -> np.ndarray:
+        """[n, width] speech vectors -> [n, classes] frame log-posteriors (float32; the prefix recursion
+        itself runs in float64)."""
+        return self._session.run(None, {"speech": np.asarray(speech, np.float32)})[0]
+
+
+def _log_softmax_graph(classes: np.ndarray) -> bytes:
+    """ONNX: speech [n, width] -> LogSoftmax(speech @ classes.T) [n, classes]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    n_classes, width = classes.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["speech", "classes_t"], ["logits"]),
+         helper.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=-1)],
+        "ctc_head",
+        [helper.make_tensor_value_info("speech", TensorProto.FLOAT, ["n", width])],
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["n", n_classes])],
+        [numpy_helper.from_array(np.ascontiguousarray(classes.T), "classes_t")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # as encoder.onnx
+    return model.SerializeToString()
+
+
+@dataclass
+class CtcPrefixScorer:
+    """The CTC prefix probability of the transcript so far, extended one token at a time.
+
+    r_n[t] / r_b[t]: log-probability that frames 0..t emit the prefix ending in a non-blank / a blank;
+    psi: log-probability of every alignment that starts with the prefix (the prefix score)."""
+
+    log_probs: np.ndarray  # [T, C], class 0 the blank
+    class_of: np.ndarray  # token id -> class (0: none)
+    weight: float  # of the CTC score against the LLM's
+    candidates: int  # the LLM's top tokens rescored
+
+    def __post_init__(self):
+        self.r_n = np.full(len(self.log_probs), NEG_INF)
+        self._cum_blank = np.cumsum(self.log_probs[:, 0].astype(np.float64))
+        self.r_b = self._cum_blank.copy()  # the empty prefix: blanks only
+        self.psi = 0.0
+        self.last = 0  # class of the prefix's last token (0: none yet)
+        self.empty = True
+
+    def extensions(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(psi, r_n, r_b) of the prefix extended by each class in `classes` [K] (all non-blank)."""
+        x = self.log_probs[:, classes].T.astype(np.float64)  # [K, T]
+        k, t = x.shape
+        phi = np.broadcast_to(np.logaddexp(self.r_n, self.r_b), (k, t)).copy()
+        phi[classes == self.last] = self.r_b  # a repeated class needs a blank in between
+        start = np.full((k, 1), 0.0 if self.empty else NEG_INF)
+        # r_n[t] = logaddexp(r_n[t-1], phi[t-1]) + x[t], unrolled with cumulative sums
+        cum_x = np.cumsum(x, axis=1)
+        r_n = cum_x + np.logaddexp.accumulate(np.concatenate([start, phi[:, :-1] - cum_x[:, :-1]], axis=1), axis=1)
+        # r_b[t] = logaddexp(r_b[t-1], r_n[t-1]) + blank[t]
+        cum_b = self._cum_blank[None]
+        into_b = np.concatenate([np.full((k, 1), NEG_INF), r_n[:, :-1] - cum_b[:, :-1]], axis=1)
+        r_b = cum_b + np.logaddexp.accumulate(into_b, axis=1)
+        psi = np.logaddexp(start[:, 0] + x[:, 0], np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1))
+        return psi, r_n, r_b
+
+    def end_score(self) -> float:
+        """log P(the whole audio says exactly the prefix)."""
+        return float(np.logaddexp(self.r_n[-1], self.r_b[-1]))
+
+    def choose(self, logits: np.ndarray, is_stop) -> int:
+        """The next token: the LLM's top candidates by (1 - weight) * LLM + weight * CTC prefix gain.
+        Tokens the CTC head has no class for compete only when no candidate has one."""
+        llm = logits.astype(np.float64)
+        llm -= llm.max()
+        llm -= np.log(np.exp(llm).sum())
+        top = np.argpartition(-llm, self.candidates)[: self.candidates]
+        stops = [int(c) for c in top if is_stop(int(c))]
+        known = np.array([c for c in top if self.class_of[c] and not is_stop(int(c))], np.int64)
+        if len(known) == 0 and not stops:
+            return int(np.argmax(llm))  # nothing the CTC head can judge
+        best, best_score, best_state = -1, -np.inf, None
+        if len(known):
+            psi, r_n, r_b = self.extensions(self.class_of[known])
+            scores = (1 - self.weight) * llm[known] + self.weight * (psi - self.psi)
+            j = int(np.argmax(scores))
+            best, best_score, best_state = int(known[j]), float(scores[j]), (psi[j], r_n[j], r_b[j])
+        for stop in stops:
+            score = (1 - self.weight) * llm[stop] + self.weight * (self.end_score() - self.psi)
+            if score > best_score:
+                best, best_score, best_state = stop, score, None
+        if best_state is not None:
+            self.psi, self.r_n, self.r_b = float(best_state[0]), best_state[1], best_state[2]
+            self.last, self.empty = int(self.class_of[best]), False
+        return best

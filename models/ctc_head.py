@@ -1,0 +1,36 @@
+"""The CTC head's trained parts as numpy arrays (no torch): a blank vector, a scale, and the token ids
+whose LLM embedding rows are its classes. The rows are the LLM's, so export takes them from the GGUF
+and writes the runtime's ctc.npz (app/ctc.py reads it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CtcHeadWeights:
+    blank: np.ndarray  # [width] float32
+    scale: float
+    token_ids: np.ndarray  # [n] int32, class i + 1 is token_ids[i]
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, blank=self.blank.astype(np.float32), scale=np.float32(self.scale),
+                 token_ids=self.token_ids.astype(np.int32))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CtcHeadWeights":
+        with np.load(path) as data:
+            return cls(data["blank"].astype(np.float32), float(data["scale"]), data["token_ids"].astype(np.int32))
+
+    def classes(self, embeddings: np.ndarray) -> np.ndarray:
+        """[1 + n, width]: the blank, then the LLM's embedding rows of the token ids."""
+        if embeddings.shape[1] != len(self.blank):
+            raise ValueError(f"the CTC head is {len(self.blank)} wide, the LLM's embeddings {embeddings.shape[1]}")
+        return np.concatenate([self.blank[None], embeddings[self.token_ids]]).astype(np.float32)
+
+    def write_runtime(self, embeddings: np.ndarray, path: str | Path) -> None:
+        """The runtime's file: the classes (float16 halves it, the scores barely move), scale, token ids."""
+        np.savez(path, classes=self.classes(embeddings).astype(np.float16), scale=np.float32(self.scale),
+                 token_ids=self.token_ids.astype(np.int32))
