@@ -7,7 +7,6 @@ CTC/attention"), which keeps the LLM from wandering off what was said (invented 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,64 +19,105 @@ NEG_INF = -np.inf
 class CtcHead:
     """classes [1 + n, width] (the blank first, then LLM embedding rows), a scale, the rows' token ids.
 
-    Scored in ONNX Runtime (like the encoder, its threads never spin): a numpy/OpenBLAS matmul leaves
-    threads spinning that take the cores from llama.cpp (prompts decoded 2x slower)."""
+    Scored in ONNX Runtime (like the encoder, its threads never spin: a numpy/OpenBLAS matmul leaves
+    threads spinning that take the cores from llama.cpp, prompts then decode 2x slower). The graph also
+    picks the classes some frame finds plausible, so the [T, 13k] matrix never leaves ONNX Runtime."""
 
     def __init__(self, path: str | Path, n_vocab: int, options: EncoderOptions = EncoderOptions()):
         with np.load(path) as data:
-            classes = data["classes"].astype(np.float32)
-            scale = float(data["scale"])
+            weights = data["classes"].T.astype(np.float32)  # [width, classes], the scale folded in
+            weights *= np.float32(data["scale"])
             token_ids = data["token_ids"].astype(np.int64)
-        self.width = classes.shape[1]
+        self.width, self.n_classes = weights.shape
         self.class_of = np.zeros(n_vocab, np.int64)  # token id -> class; 0: not a CTC class
         self.class_of[token_ids] = np.arange(1, len(token_ids) + 1)
-        self._session = open_session(_log_softmax_graph(classes * np.float32(scale)), options)
+        self._weights = weights  # an input, not an initializer: ORT would hold two more copies of its 30 MB
+        self._session = open_session(_head_graph(*weights.shape), options)
+
+    def _run(self, outputs: list[str], speech: np.ndarray, floor: float) -> list[np.ndarray]:
+        return self._session.run(outputs, {"speech": np.asarray(speech, np.float32), "weights": self._weights,
+                                           "floor": np.array(floor, np.float32)})
 
     def log_probs(self, speech: np.ndarray) -> np.ndarray:
-        """[n, width] speech vectors -> [n, classes] frame log-posteriors (float32; the prefix recursion
-        itself runs in float64)."""
-        return self._session.run(None, {"speech": np.asarray(speech, np.float32)})[0]
+        """[n, width] speech vectors -> [n, classes] frame log-posteriors."""
+        return self._run(["log_probs"], speech, 0.0)[0]
+
+    def scorer(self, speech: np.ndarray, weight: float, candidates: int, floor: float = -10.0) -> "CtcPrefixScorer":
+        kept, frames = self._run(["kept", "frames"], speech, floor)
+        return CtcPrefixScorer(kept, frames, self.n_classes, self.class_of, weight, candidates, floor)
 
 
-def _log_softmax_graph(classes: np.ndarray) -> bytes:
-    """ONNX: speech [n, width] -> LogSoftmax(speech @ classes.T) [n, classes]."""
+def _head_graph(width: int, n_classes: int) -> bytes:
+    """ONNX: speech [n, width], weights [width, classes], floor -> log_probs = LogSoftmax(speech @ weights)
+    [n, classes]; kept: the blank and the classes above floor on some frame [k]; frames: their columns [n, k]."""
     from onnx import TensorProto, helper, numpy_helper
 
-    n_classes, width = classes.shape
+    blank = np.zeros(n_classes, bool)
+    blank[0] = True
+    node = helper.make_node
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["speech", "classes_t"], ["logits"]),
-         helper.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=-1)],
+        [node("MatMul", ["speech", "weights"], ["logits"]),
+         node("LogSoftmax", ["logits"], ["log_probs"], axis=-1),
+         node("ReduceMax", ["log_probs"], ["best"], axes=[0], keepdims=0),
+         node("Greater", ["best", "floor"], ["plausible"]),
+         node("Or", ["plausible", "blank"], ["keep"]),
+         node("NonZero", ["keep"], ["kept_2d"]),
+         node("Squeeze", ["kept_2d", "axis0"], ["kept"]),
+         node("Gather", ["log_probs", "kept"], ["frames"], axis=1)],
         "ctc_head",
-        [helper.make_tensor_value_info("speech", TensorProto.FLOAT, ["n", width])],
-        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["n", n_classes])],
-        [numpy_helper.from_array(np.ascontiguousarray(classes.T), "classes_t")])
+        [helper.make_tensor_value_info("speech", TensorProto.FLOAT, ["n", width]),
+         helper.make_tensor_value_info("weights", TensorProto.FLOAT, [width, n_classes]),
+         helper.make_tensor_value_info("floor", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["n", n_classes]),
+         helper.make_tensor_value_info("kept", TensorProto.INT64, ["k"]),
+         helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["n", "k"])],
+        [numpy_helper.from_array(blank, "blank"), numpy_helper.from_array(np.array([0], np.int64), "axis0")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # as encoder.onnx
     return model.SerializeToString()
 
 
-@dataclass
 class CtcPrefixScorer:
     """The CTC prefix probability of the transcript so far, extended one token at a time.
 
     r_n[t] / r_b[t]: log-probability that frames 0..t emit the prefix ending in a non-blank / a blank;
-    psi: log-probability of every alignment that starts with the prefix (the prefix score)."""
+    psi: log-probability of every alignment that starts with the prefix (the prefix score).
+    Only the classes some frame finds plausible (above `floor`: 200-8000 of 13k) are kept, the others
+    count as `floor` on every frame: a segment's full [T, 13k] matrix would hold ~13 MB while decoded."""
 
-    log_probs: np.ndarray  # [T, C], class 0 the blank
-    class_of: np.ndarray  # token id -> class (0: none)
-    weight: float  # of the CTC score against the LLM's
-    candidates: int  # the LLM's top tokens rescored
-
-    def __post_init__(self):
-        self.r_n = np.full(len(self.log_probs), NEG_INF)
-        self._cum_blank = np.cumsum(self.log_probs[:, 0].astype(np.float64))
+    def __init__(self, kept: np.ndarray, frames: np.ndarray, n_classes: int, class_of: np.ndarray,
+                 weight: float, candidates: int, floor: float):
+        self.class_of = class_of  # token id -> class (0: none; class 0 is the blank)
+        self.weight = weight  # of the CTC score against the LLM's
+        self.candidates = candidates  # the LLM's top tokens rescored
+        self.floor = floor
+        assert kept[0] == 0, "the blank is always kept"
+        self._frames = np.asarray(frames, np.float32)  # [T, kept classes]; float64 once picked
+        self._column = np.full(n_classes, -1)
+        self._column[kept] = np.arange(len(kept))
+        self._cum_blank = np.cumsum(self._frames[:, 0], dtype=np.float64)
+        self.r_n = np.full(len(frames), NEG_INF)
         self.r_b = self._cum_blank.copy()  # the empty prefix: blanks only
         self.psi = 0.0
         self.last = 0  # class of the prefix's last token (0: none yet)
         self.empty = True
 
+    @classmethod
+    def from_log_probs(cls, log_probs: np.ndarray, class_of: np.ndarray, weight: float, candidates: int,
+                       floor: float = -10.0) -> "CtcPrefixScorer":
+        """From a full [T, classes] matrix (CtcHead.scorer picks the columns inside ONNX Runtime)."""
+        kept = np.union1d([0], np.flatnonzero(log_probs.max(axis=0) > floor))
+        return cls(kept, log_probs[:, kept], log_probs.shape[1], class_of, weight, candidates, floor)
+
+    def _class_frames(self, classes: np.ndarray) -> np.ndarray:
+        """[K, T] log-probabilities of each class on each frame."""
+        columns = self._column[classes]
+        x = np.full((len(classes), len(self._frames)), self.floor, np.float64)
+        x[columns >= 0] = self._frames[:, columns[columns >= 0]].T
+        return x
+
     def extensions(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(psi, r_n, r_b) of the prefix extended by each class in `classes` [K] (all non-blank)."""
-        x = self.log_probs[:, classes].T.astype(np.float64)  # [K, T]
+        x = self._class_frames(classes)
         k, t = x.shape
         phi = np.broadcast_to(np.logaddexp(self.r_n, self.r_b), (k, t)).copy()
         phi[classes == self.last] = self.r_b  # a repeated class needs a blank in between

@@ -3,6 +3,7 @@
 One segment at a time here (live dictation); files.py decodes many files' segments together."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,8 @@ class Transcriber:
         m = self.manifest
         self.encoder = SpeechEncoder(model_dir / m.encoder.file, m.encoder, encoder_options)
         self.vad_options = self.fit_vad(vad_options)
+        if llm_options.n_ctx == 0:
+            llm_options = replace(llm_options, n_ctx=self.cells_per_segment())
         adapter = model_dir / m.llm.adapter if m.llm.adapter else None
         self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, adapter_path=adapter)
         if not (self.encoder.width == self.llm.width == m.llm.width):
@@ -68,13 +71,18 @@ class Transcriber:
         """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
         if self.ctc is None:
             return None
-        spec = self.manifest.ctc
-        return CtcPrefixScorer(self.ctc.log_probs(speech), self.ctc.class_of, spec.weight, spec.candidates)
+        return self.ctc.scorer(speech, self.manifest.ctc.weight, self.manifest.ctc.candidates)
 
     def fit_vad(self, options: VadOptions) -> VadOptions:
         """VAD options whose longest segment (plus its pre-roll and tail) fits the encoder."""
         limit = self.manifest.encoder.max_seconds - 1.0
         return replace(options, max_segment_s=limit) if options.max_segment_s > limit else options
+
+    def cells_per_segment(self) -> int:
+        """KV cells the longest VAD segment needs: its speech vectors, its token bound, the prompt's own
+        tokens (64 is ample for the prefix and suffix). The KV cache is most of what a seat costs."""
+        seconds = self.vad_options.max_segment_s + 1.0  # pre-roll and tail come on top of the limit
+        return math.ceil(seconds * self.manifest.encoder.vectors_per_second) + self.manifest.token_bound(seconds) + 64
 
     def describe_devices(self) -> str:
         llm = "GPU offload" if self.llm.gpu_offload else "CPU"
