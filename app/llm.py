@@ -49,20 +49,6 @@ def silence_llama_logs() -> None:
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-def token_embeddings(gguf_path: str | Path, ids: list[int] | None = None) -> np.ndarray:
-    """Rows of the LLM's token-embedding matrix ([n_vocab, width] without ids), dequantised exactly as
-    llama.cpp does (float32 of scale x quant): fed as embeddings they act as the tokens themselves."""
-    import gguf
-    from gguf.quants import dequantize
-
-    reader = gguf.GGUFReader(str(gguf_path))
-    tensor = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-    if tensor is None:
-        raise ModelError(f"{gguf_path}: no token_embd.weight tensor")
-    rows = tensor.data if ids is None else tensor.data[np.asarray(ids, np.int64)]
-    return dequantize(rows, tensor.tensor_type).astype(np.float32)
-
-
 def physical_cores() -> int:
     count = os.cpu_count() or 1
     try:
@@ -103,10 +89,6 @@ class SpeechPromptLLM:
         self.suffix_ids = self.tokenize(prompt.suffix)
         stops = [self.tokenize(s) for s in prompt.stop]
         self.stop_ids = {ids[0] for ids in stops if len(ids) == 1}  # a stop string must be one token
-        try:  # the suffix rides in the speech's batch as embeddings: one llama_decode less per segment
-            self._suffix_vectors: np.ndarray | None = token_embeddings(gguf_path, self.suffix_ids)
-        except Exception:  # a tensor type gguf cannot dequantise: the suffix goes in as tokens
-            self._suffix_vectors = None
         self._embd_batch = llama_cpp.llama_batch_init(self.n_batch, self.width, 1)
         self._token_batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._prefix_in_cache: set[int] = set()  # seats whose KV cells start with the prefix
@@ -252,12 +234,10 @@ class SpeechPromptLLM:
             raise ModelError(f"speech vectors are {speech.shape[-1]} wide, the LLM reads {self.width}; "
                              "the encoder and LLM come from different models")
         pos = self._start(seat)
-        if self._suffix_vectors is not None:
-            self._decode_embeddings(np.concatenate([speech, self._suffix_vectors]), pos, want_logits=True, seq=seat)
-        else:
-            self._decode_embeddings(speech, pos, want_logits=False, seq=seat)
-            self._decode_tokens(self.suffix_ids, pos + len(speech), want_logits=True, seq=seat)
-        return self._logits(), pos + len(speech) + len(self.suffix_ids)
+        self._decode_embeddings(speech, pos, want_logits=False, seq=seat)
+        pos += len(speech)
+        self._decode_tokens(self.suffix_ids, pos, want_logits=True, seq=seat)
+        return self._logits(), pos + len(self.suffix_ids)
 
     def step(self, feeds: list[tuple[int, int, int]]) -> list[np.ndarray]:
         """One token for each (seat, token, position) in one batch: the logits that follow each.

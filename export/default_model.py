@@ -12,9 +12,8 @@ from pathlib import Path
 
 from voxprompt.export.model_dir import building
 from voxprompt.export.merge_lora import merge_lora
-from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf
+from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf, token_embeddings
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
-from voxprompt.llm import token_embeddings
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, CtcSpec,
                                 EncoderSpec, LlmSpec, Manifest, write_manifest)
 from voxprompt.models.assets import smollm2_gguf, whisper_asset

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
+import numpy as np
+
 QUANTIZATIONS = {"f16": 1, "q4_0": 2, "q8_0": 7, "q4_k_m": 15}  # llama_ftype values
 
 
@@ -58,3 +60,14 @@ def check_prompt_tokenizes(gguf_path: Path, texts: list[str]) -> None:
         raise ModelError(f"{gguf_path.name}: llama.cpp cannot tokenize the prompt {texts!r} with this vocabulary "
                          "(no byte fallback for some of its characters?); export an LLM whose tokenizer covers it")
 
+
+def token_embeddings(gguf_path: str | Path) -> np.ndarray:
+    """The LLM's token-embedding matrix [n_vocab, width], dequantised as llama.cpp and transformers do."""
+    import gguf
+    from gguf.quants import dequantize
+
+    reader = gguf.GGUFReader(str(gguf_path))
+    tensor = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    if tensor is None:
+        raise ValueError(f"{gguf_path}: no token_embd.weight tensor")
+    return dequantize(tensor.data, tensor.tensor_type).astype(np.float32)

@@ -52,18 +52,3 @@ def test_streamed_pieces_spell_the_detokenised_text(llm, token_embeddings):
 def test_wrong_width_vectors_are_refused(llm):
     with pytest.raises(ModelError, match="576"):
         list(llm.generate(np.zeros((5, 384), np.float32), 4))
-
-
-def test_quantised_rows_stand_for_their_tokens(default_model_dir):
-    """The default model's q8_0 rows, dequantised in numpy, give llama.cpp's own logits bit for bit: what
-    feeding the prompt's suffix as embeddings (in the speech's batch) relies on."""
-    from voxprompt.llm import token_embeddings
-    from voxprompt.manifest import load_manifest
-
-    m = load_manifest(default_model_dir)
-    assert m.llm.quantization == "q8_0"
-    llm = SpeechPromptLLM(default_model_dir / m.llm.file, m.prompt)
-    ids = llm.tokenize("Call me at 555-0199 tomorrow, Dr. Smith.") + llm.suffix_ids
-    rows = token_embeddings(default_model_dir / m.llm.file, ids)
-    assert np.array_equal(llm.prompt_logits(tokens=ids), llm.prompt_logits(vectors=rows))
-    llm.close()
