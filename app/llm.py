@@ -250,8 +250,9 @@ class SpeechPromptLLM:
         return [self._logits(i) for i in range(len(feeds))]
 
     def release(self, seat: int) -> None:
-        """Drop what followed the prefix on this seat."""
-        self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
+        """Drop what followed the prefix on this seat (nothing to drop once the model is closed)."""
+        if self._ctx:
+            self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
 
     # -- greedy transcripts -----------------------------------------------------------------------
     def generate(self, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
