@@ -144,7 +144,7 @@ class CtcPrefixScorer:
         llm -= np.log(np.exp(llm).sum())
         top = np.argpartition(-llm, self.candidates)[: self.candidates]
         stops = [int(c) for c in top if is_stop(int(c))]
-        known = np.array([c for c in top if self.class_of[c] and not is_stop(int(c))], np.int64)
+        known = np.array([c for c in top if self.class_of[c] and int(c) not in stops], np.int64)
         if len(known) == 0 and not stops:
             return int(np.argmax(llm))  # nothing the CTC head can judge
         best, best_score, best_state = -1, -np.inf, None

@@ -16,7 +16,7 @@ class EncoderOptions:
     n_threads: int = 0  # 0: ONNX Runtime's choice (one per physical core)
 
 
-def _cuda_session(model: Path | bytes, options) -> "object | None":
+def _cuda_session(model: str | bytes, options) -> "object | None":
     """Try the CUDA provider quietly; None when its libraries (CUDA, cuDNN) cannot be loaded."""
     import onnxruntime as ort
 
@@ -31,8 +31,7 @@ def _cuda_session(model: Path | bytes, options) -> "object | None":
             pass
     ort.set_default_logger_severity(4)  # a failed CUDA load is an expected outcome, not an error to print
     try:
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                       providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        session = ort.InferenceSession(model, options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     finally:
         ort.set_default_logger_severity(2)
     return session if session.get_providers()[0] == "CUDAExecutionProvider" else None
@@ -63,15 +62,15 @@ def open_session(model: Path | bytes, options: EncoderOptions):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     _register_shared_cpu_arena()  # the encoder and CTC head run one after the other: one arena serves both
     so.add_session_config_entry("session.use_env_allocators", "1")
+    source = model if isinstance(model, bytes) else str(model)  # a file, or a graph made in memory
     session = None
     if options.device in ("auto", "cuda"):
-        session = _cuda_session(model, so)
+        session = _cuda_session(source, so)
         if session is None and options.device == "cuda":
             raise ModelError("--device cuda: ONNX Runtime has no working CUDA provider here; "
                              "install onnxruntime-gpu with CUDA 12/13 and cuDNN 9 (see README), or use --device cpu")
     if session is None:
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
     return session
 
 

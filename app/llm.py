@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from voxprompt.ctc import CtcPrefixScorer
-from voxprompt.decoding import Finished, RepetitionGuard, Request, TokenPiece, decode_many
+from voxprompt.decoding import RepetitionGuard, Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
 
 __all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
@@ -25,15 +25,15 @@ __all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
 class LlmOptions:
     n_threads: int = 0  # 0: one per physical core, as llama.cpp benchmarks best
     n_parallel: int = 1  # speech prompts decoded together (file transcription batches its segments)
-    n_ctx: int = 0  # KV cells of each sequence; 0: 1024 for one (prefix + 30 s of speech + suffix + the
-    # token bound, with room), 640 each for several (the same without the room; the KV cache is the RSS)
+    n_ctx: int = 0  # KV cells of each sequence; 0: 1024, room for a 30 s segment and its token bound
+    # (the Transcriber sizes it from the VAD's longest segment: the KV cache is most of a seat's RSS)
     gpu_layers: int = -1  # -1: every layer when this llama.cpp build has a GPU back end
     flash_attn: bool = False  # set explicitly (llama-cpp-python and llama.cpp disagree on the default); on,
     # greedy output drifts from the PyTorch reference: 40 % WER on real speech instead of 35 %
 
     @property
     def cells_per_sequence(self) -> int:
-        return self.n_ctx or (1024 if self.n_parallel == 1 else 640)
+        return self.n_ctx or 1024
 
 
 _LOG_CALLBACK = None
@@ -77,7 +77,6 @@ class SpeechPromptLLM:
         self.options = options
         self.guard = guard
         self.n_parallel = options.n_parallel
-        self.loop_at: int | None = None  # set by generate() when the guard stopped a loop
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
         self._load(Path(gguf_path), adapter_path, options)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
@@ -257,12 +256,10 @@ class SpeechPromptLLM:
     # -- greedy transcripts -----------------------------------------------------------------------
     def generate(self, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
                  ) -> Iterator[TokenPiece]:
-        """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded."""
-        self.loop_at = None
+        """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded (a
+        repetition loop stops them; decoding.decode_many's Finished says where its first copy ends)."""
         for _, event in decode_many(self, [Request(None, speech, max_new_tokens, ctc)]):
-            if isinstance(event, Finished):
-                self.loop_at = event.loop_at  # the caller keeps tokens[:loop_at]
-            else:
+            if isinstance(event, TokenPiece):
                 yield event
 
     def forced_logits(self, speech: np.ndarray, tokens: list[int]) -> np.ndarray:

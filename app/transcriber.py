@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from voxprompt.ctc import CtcHead, CtcPrefixScorer
+from voxprompt.decoding import Finished, Request, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
@@ -95,15 +96,16 @@ class Transcriber:
         t1 = time.perf_counter()
         tokens: list[int] = []
         t_first = None
-        for piece in self.llm.generate(speech, self.manifest.token_bound(segment.duration), self.scorer(speech)):
-            t_first = t_first or time.perf_counter()
-            tokens.append(piece.token)
-            if on_token is not None and piece.text:
-                on_token(piece.text)
+        request = Request(None, speech, self.manifest.token_bound(segment.duration), self.scorer(speech))
+        for _, event in decode_many(self.llm, [request]):
+            if isinstance(event, Finished):
+                tokens = event.tokens  # a repetition loop cut to its first copy
+            else:
+                t_first = t_first or time.perf_counter()
+                if on_token is not None and event.text:
+                    on_token(event.text)
         t2 = time.perf_counter()
         t_first = t_first or t2
-        if self.llm.loop_at is not None:  # a repetition loop was cut: keep its first copy only
-            tokens = tokens[: self.llm.loop_at]
         timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
         return self.segment_result(segment, tokens, timing)
 
