@@ -28,18 +28,19 @@ class CtcHead:
             weights = data["classes"].T.astype(np.float32)  # [width, classes], the scale folded in
             weights *= np.float32(data["scale"])
             token_ids = data["token_ids"].astype(np.int64)
+            upsample = (data["upsample_weight"], data["upsample_bias"]) if "upsample_weight" in data else None
         self.width, self.n_classes = weights.shape
         self.class_of = np.zeros(n_vocab, np.int64)  # token id -> class; 0: not a CTC class
         self.class_of[token_ids] = np.arange(1, len(token_ids) + 1)
         self._weights = weights  # an input, not an initializer: ORT would hold two more copies of its 30 MB
-        self._session = open_session(_head_graph(*weights.shape), options)
+        self._session = open_session(_head_graph(*weights.shape, upsample), options)
 
     def _run(self, outputs: list[str], speech: np.ndarray, floor: float) -> list[np.ndarray]:
         return self._session.run(outputs, {"speech": np.asarray(speech, np.float32), "weights": self._weights,
                                            "floor": np.array(floor, np.float32)})
 
     def log_probs(self, speech: np.ndarray) -> np.ndarray:
-        """[n, width] speech vectors -> [n, classes] frame log-posteriors."""
+        """[n, width] speech vectors -> [n * upsample, classes] frame log-posteriors."""
         return self._run(["log_probs"], speech, 0.0)[0]
 
     def scorer(self, speech: np.ndarray, weight: float, candidates: int, floor: float = -10.0) -> "CtcPrefixScorer":
@@ -47,16 +48,28 @@ class CtcHead:
         return CtcPrefixScorer(kept, frames, self.n_classes, self.class_of, weight, candidates, floor)
 
 
-def _head_graph(width: int, n_classes: int) -> bytes:
-    """ONNX: speech [n, width], weights [width, classes], floor -> log_probs = LogSoftmax(speech @ weights)
-    [n, classes]; kept: the blank and the classes above floor on some frame [k]; frames: their columns [n, k]."""
+def _head_graph(width: int, n_classes: int, upsample: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
+    """ONNX: speech [n, width], weights [width, classes], floor -> log_probs = LogSoftmax(frames @ weights)
+    [T, classes]; kept: the blank and the classes above floor on some frame [k]; frames: their columns [T, k].
+    The CTC frames are the speech vectors, or with `upsample` (W [u * width, width], b) u frames per vector."""
     from onnx import TensorProto, helper, numpy_helper
 
     blank = np.zeros(n_classes, bool)
     blank[0] = True
     node = helper.make_node
+    initializers = [numpy_helper.from_array(blank, "blank"), numpy_helper.from_array(np.array([0], np.int64), "axis0")]
+    frames = [node("Identity", ["speech"], ["ctc_frames"])]
+    if upsample is not None:
+        w, b = upsample
+        initializers += [numpy_helper.from_array(np.ascontiguousarray(w.T, np.float32), "upsample_w"),
+                         numpy_helper.from_array(b.astype(np.float32), "upsample_b"),
+                         numpy_helper.from_array(np.array([-1, width], np.int64), "frame_shape")]
+        frames = [node("MatMul", ["speech", "upsample_w"], ["upsampled_mm"]),
+                  node("Add", ["upsampled_mm", "upsample_b"], ["upsampled"]),
+                  node("Reshape", ["upsampled", "frame_shape"], ["ctc_frames"])]
     graph = helper.make_graph(
-        [node("MatMul", ["speech", "weights"], ["logits"]),
+        frames +
+        [node("MatMul", ["ctc_frames", "weights"], ["logits"]),
          node("LogSoftmax", ["logits"], ["log_probs"], axis=-1),
          node("ReduceMax", ["log_probs"], ["best"], axes=[0], keepdims=0),
          node("Greater", ["best", "floor"], ["plausible"]),
@@ -68,10 +81,10 @@ def _head_graph(width: int, n_classes: int) -> bytes:
         [helper.make_tensor_value_info("speech", TensorProto.FLOAT, ["n", width]),
          helper.make_tensor_value_info("weights", TensorProto.FLOAT, [width, n_classes]),
          helper.make_tensor_value_info("floor", TensorProto.FLOAT, [])],
-        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["n", n_classes]),
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["t", n_classes]),
          helper.make_tensor_value_info("kept", TensorProto.INT64, ["k"]),
-         helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["n", "k"])],
-        [numpy_helper.from_array(blank, "blank"), numpy_helper.from_array(np.array([0], np.int64), "axis0")])
+         helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["t", "k"])],
+        initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # as encoder.onnx
     return model.SerializeToString()
 

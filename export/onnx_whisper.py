@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from voxprompt.models.ctranslate2 import CT2Model
-from voxprompt.models.frontend import HOP_LENGTH, N_FFT, dft_basis, mel_filters
+from voxprompt.models.frontend import FRAMES_PER_PAD_UNIT, HOP_LENGTH, N_FFT, dft_basis, mel_filters
 from voxprompt.models.projector import ProjectorWeights
 from voxprompt.models.whisper_dims import WhisperDims
 
@@ -95,6 +95,17 @@ def _feed_forward(g: _Graph, x: str, m: CT2Model, prefix: str) -> str:
     return g.op("Add", x, g.linear(h, m[f"{prefix}/linear_1/weight"], m[f"{prefix}/linear_1/bias"]))
 
 
+def _pad_to_whole_vectors(g: _Graph, x: str, n_frames: str, stack: int) -> str:
+    """Zero frames at the end up to a multiple of `stack`, as the PyTorch projector pads them."""
+    if stack <= FRAMES_PER_PAD_UNIT and FRAMES_PER_PAD_UNIT % stack == 0:
+        return x  # the audio padding policy already gives whole vectors
+    k = g.const(np.array([stack], np.int64))
+    missing = g.op("Mod", g.op("Sub", k, g.op("Mod", n_frames, k)), k)
+    # pads of [b, t, d]: begins (0, 0, 0), ends (0, missing, 0)
+    pads = g.op("Concat", g.const(np.zeros(4, np.int64)), missing, g.const(np.zeros(1, np.int64)), axis=0)
+    return g.op("Pad", x, pads)
+
+
 def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: str | Path) -> None:
     """Write encoder.onnx: pcm [b, samples] (a multiple of the pad unit) -> speech [b, n, d_llm]."""
     dims = WhisperDims.from_ct2(m)
@@ -115,6 +126,7 @@ def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: s
     x = g.layer_norm(x, m["encoder/layer_norm/gamma"], m["encoder/layer_norm/beta"])
 
     p = projector
+    x = _pad_to_whole_vectors(g, x, n_frames, p.dims.stack)
     x = g.op("Reshape", x, g.const(np.array([0, -1, p.dims.d_in], np.int64)))
     x = g.layer_norm(x, p.norm_weight, p.norm_bias)
     x = g.gelu(g.linear(x, p.fc1_weight, p.fc1_bias))

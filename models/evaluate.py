@@ -2,25 +2,33 @@
 
     voxprompt eval --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--whisper]
 
-Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would. Text is
-normalised before scoring (case, punctuation); hypotheses are written to <data>/eval-<split>.jsonl.
+Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would. Text goes
+through Whisper's English normaliser before scoring; a clip whose reference normalises to nothing (a
+"<beep>" annotation) is not scored. Hypotheses are written to <data>/eval-<split>.jsonl.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
 
 
+@lru_cache(maxsize=1)
+def _english_normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
 def normalize(text: str) -> str:
-    """For WER: lower case, punctuation dropped (apostrophes kept inside words), hyphens split, spaces folded."""
-    text = text.lower().replace("-", " ")
-    text = re.sub(r"[^a-z0-9' ]+", " ", text)
-    return " ".join(w.strip("'") for w in text.split() if w.strip("'"))
+    """For WER: Whisper's English text normaliser (the field's standard, so figures compare with
+    published ones): case and punctuation dropped, numbers and spellings standardised ("zero" -> "0",
+    "you've" -> "you have"), bracketed non-speech annotations such as "<beep>" removed."""
+    return _english_normalizer()(text)
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
@@ -74,11 +82,12 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "rtf": (time.perf_counter() - t0) / seconds}
+        whisper = whisper_clips(clips) if with_whisper else [None] * len(clips)
         if with_whisper:
-            row["whisper_tiny_en_wer"] = wer(refs, whisper_clips(clips))
+            row["whisper_tiny_en_wer"] = wer(refs, whisper)
         with open(data / f"eval-{split}.jsonl", "w") as f:
-            for c, h in zip(clips, hyps):
-                f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h}) + "\n")
+            for c, h, w in zip(clips, hyps, whisper):
+                f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
         log(json.dumps(row))
         rows.append(row)
     transcriber.close()

@@ -3,7 +3,8 @@
 The exported encoder graph computes the same features from raw PCM (export/onnx_whisper.py), so
 every voxprompt model takes 16 kHz float32 PCM. Padding policy, used in training and inference alike:
 the waveform is zero-padded at the end to a whole number of `PAD_MULTIPLE` samples and never to 30 s
-(30 s padding costs 10x the compute for a 3 s segment, and the projector is trained on this policy).
+(30 s padding costs 10x the compute for a 3 s segment, and the projector is trained on this policy);
+a projector stacking more frames than a pad unit holds zero-pads the frames to a whole vector.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ N_FFT = 400
 HOP_LENGTH = 160  # 10 ms: 100 mel frames per second
 ENCODER_STRIDE = 2  # Whisper's second conv halves the frame rate to 50 per second
 MAX_ENCODER_FRAMES = 1500  # the positional table: 30 s
-STACK = 4  # projector frames per speech vector: 12.5 vectors per second
-PAD_MULTIPLE = HOP_LENGTH * ENCODER_STRIDE * STACK  # 1280 samples = 80 ms = one speech vector
+FRAMES_PER_PAD_UNIT = 4  # the audio is padded to whole groups of 4 encoder frames
+PAD_MULTIPLE = HOP_LENGTH * ENCODER_STRIDE * FRAMES_PER_PAD_UNIT  # 1280 samples = 80 ms
+STACK = 4  # an untrained projector's frames per speech vector (12.5 per second); a trained one has its own
 MAX_SAMPLES = MAX_ENCODER_FRAMES * ENCODER_STRIDE * HOP_LENGTH  # 480000 = 30 s
 
 

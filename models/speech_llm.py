@@ -40,7 +40,8 @@ class Projector(nn.Module):
         return ProjectorWeights(self.dims, *arrays)
 
     def forward(self, frames: Tensor) -> Tensor:
-        """[b, t, d_encoder] (t a multiple of stack) -> [b, t // stack, d_llm]."""
+        """[b, t, d_encoder] -> [b, ceil(t / stack), d_llm]; the last vector's missing frames are zeros."""
+        frames = F.pad(frames, (0, 0, 0, -frames.shape[1] % self.dims.stack))
         b, t, d = frames.shape
         x = self.norm(frames.reshape(b, t // self.dims.stack, self.dims.d_in))
         return self.fc2(F.gelu(self.fc1(x)))

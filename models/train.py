@@ -22,23 +22,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxprompt.manifest import DEFAULT_PROMPT
+from voxprompt.audio import SAMPLE_RATE
+from voxprompt.manifest import DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctc_head import CtcHeadWeights
 from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
 from voxprompt.models.features import encode_shard, read_frames
-from voxprompt.models.frontend import STACK
+from voxprompt.models.frontend import ENCODER_STRIDE, HOP_LENGTH
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
 from voxprompt.models.whisper import WhisperEncoder
 from voxprompt.models.whisper_dims import WhisperDims
 
 
+FRAMES_PER_SECOND = SAMPLE_RATE / (HOP_LENGTH * ENCODER_STRIDE)  # the encoder's: 50
+
+
 @dataclass
 class TrainConfig:
     encoder: str = "tiny.en"
+    stack: int = 8  # encoder frames (50 per second) per speech vector: 6.25 vectors per second
+    ctc_upsample: int = 2  # CTC frames per speech vector (the CTC head needs more frames than tokens)
     projector_hidden: int = 1024
     stage1_steps: int = 1500
     stage1_batch: int = 32
@@ -56,6 +62,7 @@ class TrainConfig:
     eval_size: int = 100
     checkpoint_every: int = 250
     deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time
+    init_from: str = ""  # a run's checkpoint.pt to start from (a projector stacking fewer frames is widened)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
@@ -63,7 +70,7 @@ class TrainConfig:
 
 @dataclass
 class Example:
-    frames: np.ndarray  # [t, d_encoder] float16, t a multiple of STACK
+    frames: np.ndarray  # [t, d_encoder] float16, 50 per second
     tokens: list[int]
     text: str
     source: str
@@ -92,31 +99,58 @@ def load_split(data: Path, split: str, encoder, encoder_name: str, tokenizer, de
 class CtcHead(nn.Module):
     """CTC classifier over a sub-vocabulary: frozen LLM embedding rows, a learned blank, a learned scale."""
 
-    def __init__(self, embeddings: torch.Tensor, vocab: list[int]):
+    def __init__(self, embeddings: torch.Tensor, vocab: list[int], upsample: int = 1):
         super().__init__()
+        width = embeddings.shape[1]
         self.register_buffer("rows", embeddings[vocab].detach().clone())
-        self.blank = nn.Parameter(torch.zeros(embeddings.shape[1]))
-        self.scale = nn.Parameter(torch.tensor(1.0 / math.sqrt(embeddings.shape[1]) * 8))
+        self.blank = nn.Parameter(torch.zeros(width))
+        self.scale = nn.Parameter(torch.tensor(1.0 / math.sqrt(width) * 8))
         self.index = {tok: i + 1 for i, tok in enumerate(vocab)}  # 0 is the blank
+        self.upsample = None
+        if upsample > 1:  # starts as copies of the vector: u identical frames
+            self.upsample = nn.Linear(width, upsample * width)
+            self.upsample.weight.data.copy_(torch.eye(width).repeat(upsample, 1))
+            self.upsample.bias.data.zero_()
 
     def forward(self, speech: torch.Tensor) -> torch.Tensor:
+        """[b, n, width] speech vectors -> [b, n * upsample, classes] logits."""
+        if self.upsample is not None:
+            speech = self.upsample(speech).reshape(*speech.shape[:-2], -1, speech.shape[-1])
         classes = torch.cat([self.blank[None], self.rows])
         return (speech @ classes.T) * self.scale
+
+    @classmethod
+    def from_weights(cls, weights: CtcHeadWeights, embeddings: torch.Tensor) -> "CtcHead":
+        head = cls(embeddings, weights.token_ids.tolist(), weights.upsample)
+        head.blank.data = torch.from_numpy(weights.blank)
+        head.scale.data = torch.tensor(weights.scale)
+        if head.upsample is not None:
+            head.upsample.weight.data = torch.from_numpy(weights.upsample_weight)
+            head.upsample.bias.data = torch.from_numpy(weights.upsample_bias)
+        return head
+
+    @property
+    def frames_per_vector(self) -> int:
+        return 1 if self.upsample is None else self.upsample.out_features // self.upsample.in_features
 
     def targets(self, tokens: list[int]) -> list[int]:
         return [self.index[t] for t in tokens if t in self.index]
 
     def to_weights(self) -> CtcHeadWeights:
         vocab = sorted(self.index, key=self.index.get)
-        return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale), np.array(vocab, np.int32))
+        upsample = [] if self.upsample is None else [t.detach().float().cpu().numpy()
+                                                      for t in (self.upsample.weight, self.upsample.bias)]
+        return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale), np.array(vocab, np.int32),
+                              *upsample)
 
 
-def _pad_frames(batch: list[Example], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad_frames(batch: list[Example], stack: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames right-padded with zeros (as the projector pads a last partial vector), and vectors per example."""
     t = max(len(e.frames) for e in batch)
     x = torch.zeros(len(batch), t, batch[0].frames.shape[1])
     for i, e in enumerate(batch):
         x[i, : len(e.frames)] = torch.from_numpy(e.frames.astype(np.float32))
-    lengths = torch.tensor([len(e.frames) // STACK for e in batch])
+    lengths = torch.tensor([-(-len(e.frames) // stack) for e in batch])
     return x.to(device), lengths
 
 
@@ -125,7 +159,7 @@ def ctc_loss(head: CtcHead, speech: torch.Tensor, lengths: torch.Tensor, batch: 
     targets = [head.targets(e.tokens) for e in batch]
     flat = torch.tensor([t for ts in targets for t in ts], dtype=torch.long)
     target_lengths = torch.tensor([len(ts) for ts in targets])
-    return F.ctc_loss(log_probs, flat, lengths, target_lengths, blank=0, zero_infinity=True)
+    return F.ctc_loss(log_probs, flat, lengths * head.frames_per_vector, target_lengths, blank=0, zero_infinity=True)
 
 
 class Stage2Batch:
@@ -162,7 +196,7 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 @torch.no_grad()
 def greedy_transcripts(model, projector, prompt_ids, examples: list[Example], device: str, stop: set[int],
-                       tokenizer, max_per_vector: float = 0.5) -> list[str]:
+                       tokenizer) -> list[str]:
     """LLM-greedy decoding of each example (batch 1, KV cache), as the runtime does."""
     embed = model.get_input_embeddings()
     out = []
@@ -175,7 +209,7 @@ def greedy_transcripts(model, projector, prompt_ids, examples: list[Example], de
         cache = getattr(result, "cache", None) or getattr(result, "past_key_values", None)
         cache_name = "cache" if hasattr(result, "cache") else "past_key_values"
         tokens = []
-        for _ in range(int(len(speech) * max_per_vector) + 12):
+        for _ in range(DEFAULT_TOKEN_BOUND(len(e.frames) / FRAMES_PER_SECOND)):
             nxt = int(result.logits[0, -1].argmax())
             if nxt in stop:
                 break
@@ -256,10 +290,11 @@ class Trainer:
         log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train, {len(self.heldout)} held-out "
             f"voices, {len(self.real_dev)} real dev")
         d_llm = self.llm.config.hidden_size
-        dims = ProjectorDims(STACK, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
+        dims = ProjectorDims(config.stack, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
         self.projector = Projector(dims).to(device)
         vocab = sorted({t for e in self.train for t in e.tokens})
-        self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab).to(device)
+        self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab, config.ctc_upsample).to(device)
+        self.initial_lora = self.warm_start(Path(config.init_from)) if config.init_from else None
         tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
         self.prompt_ids = {"prefix": tok(DEFAULT_PROMPT.prefix), "suffix": tok(DEFAULT_PROMPT.suffix),
                            "end": tok(DEFAULT_PROMPT.stop[0])}
@@ -274,6 +309,24 @@ class Trainer:
 
     def autocast(self):
         return torch.autocast(device_type=self.config.device.split(":")[0], dtype=torch.bfloat16)
+
+    def warm_start(self, checkpoint: Path) -> dict | None:
+        """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
+
+        A projector that stacked k times fewer frames is widened so that, at the start, a new vector
+        is the old projector applied to the mean of its k parts' first-layer inputs."""
+        state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
+        old, new = state["projector"], self.projector.state_dict()
+        k = new["fc1.weight"].shape[1] // old["fc1.weight"].shape[1]
+        if k * old["fc1.weight"].shape[1] != new["fc1.weight"].shape[1]:
+            raise SystemExit(f"--init-from: cannot widen a {old['fc1.weight'].shape[1]}-input projector to "
+                             f"{new['fc1.weight'].shape[1]} inputs")
+        old["norm.weight"], old["norm.bias"] = old["norm.weight"].repeat(k), old["norm.bias"].repeat(k)
+        old["fc1.weight"] = old["fc1.weight"].repeat(1, k) / k
+        self.projector.load_state_dict(old)
+        self.ctc.load_state_dict(state["ctc"], strict=False)  # an upsampling layer keeps its identity start
+        self.log(f"warm start from {checkpoint} (stage {state['stage']} step {state['step']}, projector x{k} wider)")
+        return state.get("lora")
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, stage: int, step: int, optimizer) -> None:
@@ -341,7 +394,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, c.stage1_steps, c.stage1_lr, c.warmup)
             batch = self.batch(c.stage1_batch)
-            frames, lengths = _pad_frames(batch, c.device)
+            frames, lengths = _pad_frames(batch, c.stack, c.device)
             with self.autocast():
                 loss = ctc_loss(self.ctc, self.projector(frames), lengths, batch)
             opt.zero_grad(set_to_none=True)
@@ -362,8 +415,9 @@ class Trainer:
         lora = LoraConfig(r=c.lora_rank, lora_alpha=c.lora_alpha, target_modules=list(c.lora_targets),
                           lora_dropout=0.05, bias="none")
         self.llm = get_peft_model(self.llm, lora)
-        if state and "lora" in state:
-            self.llm.load_state_dict(state["lora"], strict=False)
+        lora_state = state["lora"] if state and "lora" in state else self.initial_lora
+        if lora_state:
+            self.llm.load_state_dict(lora_state, strict=False)
         lora_params = [p for n, p in self.llm.named_parameters() if "lora_" in n]
         opt = torch.optim.AdamW([
             {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
@@ -387,7 +441,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr_at(int(progress * c.stage2_steps), c.stage2_steps, g["base"], c.warmup)
             batch = self.batch(c.stage2_batch)
-            frames, lengths = _pad_frames(batch, c.device)
+            frames, lengths = _pad_frames(batch, c.stack, c.device)
             with self.autocast():
                 speech = self.projector(frames)
                 b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)

@@ -48,6 +48,30 @@ def test_tokens_the_head_cannot_judge_lose_to_ones_it_can():
     assert scorer.choose(logits, is_stop=lambda t: False) == 50
 
 
+def test_a_head_with_two_frames_per_vector_scores_as_training_does(tmp_path):
+    """Few vectors per second need an upsampling CTC head: ctc.npz -> ONNX Runtime == training's CtcHead."""
+    from voxprompt.ctc import CtcHead as RuntimeHead
+    from voxprompt.models.ctc_head import CtcHeadWeights
+    from voxprompt.models.train import CtcHead
+
+    rng = np.random.default_rng(0)
+    width, vocab = 16, 50
+    embeddings = rng.standard_normal((vocab, width)).astype(np.float32)
+    weights = CtcHeadWeights(rng.standard_normal(width).astype(np.float32), 0.7, np.array([3, 9, 11, 40], np.int32),
+                             rng.standard_normal((2 * width, width)).astype(np.float32),
+                             rng.standard_normal(2 * width).astype(np.float32))
+    weights.save(tmp_path / "head.npz")
+    assert CtcHeadWeights.load(tmp_path / "head.npz").upsample == 2
+    weights.write_runtime(embeddings, tmp_path / "ctc.npz")
+    speech = rng.standard_normal((7, width)).astype(np.float32)
+    ours = RuntimeHead(tmp_path / "ctc.npz", vocab).log_probs(speech)
+    with torch.no_grad():
+        head = CtcHead.from_weights(weights, torch.from_numpy(embeddings))
+        theirs = F.log_softmax(head(torch.from_numpy(speech)), dim=-1).numpy()
+    assert ours.shape == theirs.shape == (14, 5)
+    assert np.abs(ours - theirs).max() < 0.02  # float16 classes in ctc.npz
+
+
 def test_runtime_head_gives_the_training_posteriors(transcriber, recording_audio):
     """ctc.npz built without torch (rows from the GGUF) and scored in ONNX Runtime == training's CtcHead."""
     from voxprompt.export.default_model import trained_ctc_path
@@ -56,9 +80,7 @@ def test_runtime_head_gives_the_training_posteriors(transcriber, recording_audio
 
     weights = CtcHeadWeights.load(trained_ctc_path("tiny.en"))
     llm, _ = load_llm("cpu")
-    head = CtcHead(llm.get_input_embeddings().weight, weights.token_ids.tolist())
-    head.blank.data = torch.from_numpy(weights.blank)
-    head.scale.data = torch.tensor(weights.scale)
+    head = CtcHead.from_weights(weights, llm.get_input_embeddings().weight)
     speech = transcriber.encoder(recording_audio)
     with torch.no_grad():
         theirs = F.log_softmax(head(torch.from_numpy(speech)), dim=-1).numpy()
@@ -77,7 +99,7 @@ def test_ctc_scoring_lowers_word_errors_on_unseen_real_prompts(transcriber, aste
     refs, greedy, joint = [], [], []
     for name in names:
         speech = transcriber.encoder(load_audio(ASTERISK_SOUNDS / f"{name}.wav"))
-        bound = transcriber.manifest.token_bound(len(speech) / 12.5)
+        bound = transcriber.manifest.token_bound(len(speech) / transcriber.manifest.encoder.vectors_per_second)
         refs.append(asterisk_transcripts[name])
         greedy.append(transcriber.llm.detokenize([p.token for p in transcriber.llm.generate(speech, bound)]))
         joint.append(transcriber.llm.detokenize([p.token for p in transcriber.llm.generate(
