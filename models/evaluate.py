@@ -66,14 +66,15 @@ def whisper_clips(clips) -> list[str]:
     return out
 
 
-def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, log=print) -> list[dict]:
+def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,
+             log=print) -> list[dict]:
     from voxprompt.models.dataset import read_split
     from voxprompt.transcriber import Transcriber
 
     transcriber = Transcriber(model_dir)
     rows = []
     for split in splits:
-        clips = list(read_split(data, split))[:limit]
+        clips = list(read_split(data, split))[skip:skip + limit]
         if not clips:
             raise SystemExit(f"voxprompt eval: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
@@ -101,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model directory (default: the bundled model)")
     parser.add_argument("--splits", nargs="+", default=["heldout", "real_dev"])
     parser.add_argument("--limit", type=int, default=1000, help="clips per split at most")
+    parser.add_argument("--skip", type=int, default=0, help="start after this many clips (a tuning slice apart from the scored one)")
     parser.add_argument("--whisper", action="store_true", help="also score faster-whisper tiny.en (greedy)")
     args = parser.parse_args(argv)
     if args.model is None:
         from voxprompt.export.default_model import ensure_default_model
 
         args.model = ensure_default_model()
-    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper)
+    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip)
     print("\n| split | clips | audio s | voxprompt WER | Whisper tiny.en WER | voxprompt RTF |\n|---|---|---|---|---|---|")
     for r in rows:
         whisper = f"{r['whisper_tiny_en_wer']:.3f}" if "whisper_tiny_en_wer" in r else "-"

@@ -268,6 +268,18 @@ def export_lora_gguf(model, path: Path, alpha: float) -> None:
     writer.close()
 
 
+def widened_projector_state(old: dict[str, torch.Tensor], d_in: int) -> dict[str, torch.Tensor]:
+    """A projector state for k times as many stacked frames (d_in inputs): a new vector is the mean of the
+    old first-layer pre-activations of its k parts (exactly the old vector when the k parts are equal)."""
+    k = d_in // old["fc1.weight"].shape[1]
+    if k * old["fc1.weight"].shape[1] != d_in:
+        raise SystemExit(f"--init-from: cannot widen a {old['fc1.weight'].shape[1]}-input projector to {d_in} inputs")
+    new = dict(old)
+    new["norm.weight"], new["norm.bias"] = old["norm.weight"].repeat(k), old["norm.bias"].repeat(k)
+    new["fc1.weight"] = old["fc1.weight"].repeat(1, k) / k
+    return new
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, data: Path, out: Path, log=print):
         self.config, self.data, self.out, self.log = config, data, out, log
@@ -313,19 +325,11 @@ class Trainer:
     def warm_start(self, checkpoint: Path) -> dict | None:
         """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
 
-        A projector that stacked k times fewer frames is widened so that, at the start, a new vector
-        is the old projector applied to the mean of its k parts' first-layer inputs."""
+        A projector that stacked fewer frames is widened (widened_projector_state)."""
         state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
-        old, new = state["projector"], self.projector.state_dict()
-        k = new["fc1.weight"].shape[1] // old["fc1.weight"].shape[1]
-        if k * old["fc1.weight"].shape[1] != new["fc1.weight"].shape[1]:
-            raise SystemExit(f"--init-from: cannot widen a {old['fc1.weight'].shape[1]}-input projector to "
-                             f"{new['fc1.weight'].shape[1]} inputs")
-        old["norm.weight"], old["norm.bias"] = old["norm.weight"].repeat(k), old["norm.bias"].repeat(k)
-        old["fc1.weight"] = old["fc1.weight"].repeat(1, k) / k
-        self.projector.load_state_dict(old)
+        self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
         self.ctc.load_state_dict(state["ctc"], strict=False)  # an upsampling layer keeps its identity start
-        self.log(f"warm start from {checkpoint} (stage {state['stage']} step {state['step']}, projector x{k} wider)")
+        self.log(f"warm start from {checkpoint} (stage {state['stage']} step {state['step']})")
         return state.get("lora")
 
     # -- checkpoints -----------------------------------------------------------------------------
