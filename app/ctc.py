@@ -108,6 +108,8 @@ class CtcPrefixScorer:
         self._column = np.full(n_classes, -1)
         self._column[kept] = np.arange(len(kept))
         self._cum_blank = np.cumsum(self._frames[:, 0], dtype=np.float64)
+        # The blank wins every frame: the head hears no token at all (noise, a click, breath).
+        self.hears_nothing = bool((self._frames.argmax(axis=1) == 0).all())
         self.r_n = np.full(len(frames), NEG_INF)
         self.r_b = self._cum_blank.copy()  # the empty prefix: blanks only
         self.psi = 0.0

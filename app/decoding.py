@@ -137,6 +137,9 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
                 request = next(pending, None)
                 if request is None:
                     break
+                if request.ctc is not None and request.ctc.hears_nothing:  # noise: the LLM would only invent
+                    yield request.key, Finished([], None)
+                    continue
                 prompt = llm.cells_for(request.speech)
                 if prompt > capacity:
                     raise ValueError(f"{len(request.speech)} speech vectors do not fit the LLM context "

@@ -26,8 +26,8 @@ class CtcHeadWeights:
     def _upsample_arrays(self) -> dict[str, np.ndarray]:
         if self.upsample_weight is None:
             return {}
-        return {"upsample_weight": self.upsample_weight.astype(np.float32),
-                "upsample_bias": self.upsample_bias.astype(np.float32)}
+        return {"upsample_weight": self.upsample_weight.astype(np.float16),  # half the size; scores barely move
+                "upsample_bias": self.upsample_bias.astype(np.float16)}
 
     def save(self, path: str | Path) -> None:
         np.savez(path, blank=self.blank.astype(np.float32), scale=np.float32(self.scale),

@@ -2,6 +2,7 @@
 """Speed and memory of voxprompt per LLM quantisation, beside faster-whisper tiny.en, on the same files.
 
     python scripts/benchmark.py [--files N] [--threads 2] [--quants q4_0 q8_0-merged f16] [--parallel 1 8]
+                                [--concat] [--model DIR ...]
 
 Each system runs in its own process (so peak RSS is its own); model loading is timed apart from
 transcription. `--parallel N` decodes N segments together (across files), as `voxprompt transcribe` does.
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--concat", action="store_true",
                         help="join the recordings (1 s apart) into one long file, as a lecture or meeting")
     parser.add_argument("--encoder", default="tiny.en")
+    parser.add_argument("--model", type=Path, action="append", default=[],
+                        help="also a built model directory (repeatable), e.g. another training run's export")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,6 +149,9 @@ def main() -> None:
             label = (f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}, "
                      f"{parallel} in parallel")
             systems.append((label, str(model), parallel))
+    for model in args.model:
+        for parallel in args.parallel:
+            systems.append((f"{model.name} ({model}), {parallel} in parallel", str(model), parallel))
     systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1))
     rows = []
     for label, target, parallel in systems:

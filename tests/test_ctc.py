@@ -48,6 +48,18 @@ def test_tokens_the_head_cannot_judge_lose_to_ones_it_can():
     assert scorer.choose(logits, is_stop=lambda t: False) == 50
 
 
+def test_a_head_hears_nothing_only_when_the_blank_wins_every_frame():
+    class_of = np.arange(6)
+    quiet = np.log(np.full((8, 6), 0.02))
+    quiet[:, 0] = np.log(0.9)
+    assert CtcPrefixScorer.from_log_probs(quiet - np.logaddexp.reduce(quiet, axis=1, keepdims=True),
+                                          class_of, 0.5, 8).hears_nothing
+    one_token = quiet.copy()
+    one_token[5, 3] = np.log(0.95)
+    one_token -= np.logaddexp.reduce(one_token, axis=1, keepdims=True)
+    assert not CtcPrefixScorer.from_log_probs(one_token, class_of, 0.5, 8).hears_nothing
+
+
 def test_a_head_with_two_frames_per_vector_scores_as_training_does(tmp_path):
     """Few vectors per second need an upsampling CTC head: ctc.npz -> ONNX Runtime == training's CtcHead."""
     from voxprompt.ctc import CtcHead as RuntimeHead
