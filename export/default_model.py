@@ -19,7 +19,7 @@ from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERS
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctc_head import CtcHeadWeights
 from voxprompt.models.ctranslate2 import read_ct2_model
-from voxprompt.models.frontend import ENCODER_STRIDE, HOP_LENGTH, MAX_SAMPLES, PAD_MULTIPLE, STACK
+from voxprompt.models.frontend import ENCODER_FRAMES_PER_SECOND, MAX_SAMPLES, PAD_MULTIPLE, STACK
 from voxprompt.models.projector import ProjectorDims, ProjectorWeights
 from voxprompt.audio import SAMPLE_RATE
 import voxprompt.models as models_package
@@ -122,7 +122,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
             ctc = CtcSpec(file="ctc.npz", weight=CTC_WEIGHT)
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
-                                vectors_per_second=SAMPLE_RATE / (HOP_LENGTH * ENCODER_STRIDE * projector.dims.stack),
+                                vectors_per_second=ENCODER_FRAMES_PER_SECOND / projector.dims.stack,
                                 max_seconds=MAX_SAMPLES / SAMPLE_RATE),
             llm=LlmSpec(file="llm.gguf", name="SmolLM2-135M-Instruct", width=d_llm, quantization=quant,
                         adapter=adapter),

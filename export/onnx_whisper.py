@@ -97,7 +97,7 @@ def _feed_forward(g: _Graph, x: str, m: CT2Model, prefix: str) -> str:
 
 def _pad_to_whole_vectors(g: _Graph, x: str, n_frames: str, stack: int) -> str:
     """Zero frames at the end up to a multiple of `stack`, as the PyTorch projector pads them."""
-    if stack <= FRAMES_PER_PAD_UNIT and FRAMES_PER_PAD_UNIT % stack == 0:
+    if FRAMES_PER_PAD_UNIT % stack == 0:
         return x  # the audio padding policy already gives whole vectors
     k = g.const(np.array([stack], np.int64))
     missing = g.op("Mod", g.op("Sub", k, g.op("Mod", n_frames, k)), k)

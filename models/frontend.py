@@ -17,6 +17,7 @@ from voxprompt.audio import SAMPLE_RATE
 N_FFT = 400
 HOP_LENGTH = 160  # 10 ms: 100 mel frames per second
 ENCODER_STRIDE = 2  # Whisper's second conv halves the frame rate to 50 per second
+ENCODER_FRAMES_PER_SECOND = SAMPLE_RATE / (HOP_LENGTH * ENCODER_STRIDE)  # 50: a projector stacks some of them
 MAX_ENCODER_FRAMES = 1500  # the positional table: 30 s
 FRAMES_PER_PAD_UNIT = 4  # the audio is padded to whole groups of 4 encoder frames
 PAD_MULTIPLE = HOP_LENGTH * ENCODER_STRIDE * FRAMES_PER_PAD_UNIT  # 1280 samples = 80 ms

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxprompt.audio import SAMPLE_RATE
 from voxprompt.manifest import DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctc_head import CtcHeadWeights
@@ -30,14 +29,11 @@ from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
 from voxprompt.models.features import encode_shard, read_frames
-from voxprompt.models.frontend import ENCODER_STRIDE, HOP_LENGTH
+from voxprompt.models.frontend import ENCODER_FRAMES_PER_SECOND
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
 from voxprompt.models.whisper import WhisperEncoder
 from voxprompt.models.whisper_dims import WhisperDims
-
-
-FRAMES_PER_SECOND = SAMPLE_RATE / (HOP_LENGTH * ENCODER_STRIDE)  # the encoder's: 50
 
 
 @dataclass
@@ -209,7 +205,7 @@ def greedy_transcripts(model, projector, prompt_ids, examples: list[Example], de
         cache = getattr(result, "cache", None) or getattr(result, "past_key_values", None)
         cache_name = "cache" if hasattr(result, "cache") else "past_key_values"
         tokens = []
-        for _ in range(DEFAULT_TOKEN_BOUND(len(e.frames) / FRAMES_PER_SECOND)):
+        for _ in range(DEFAULT_TOKEN_BOUND(len(e.frames) / ENCODER_FRAMES_PER_SECOND)):
             nxt = int(result.logits[0, -1].argmax())
             if nxt in stop:
                 break
