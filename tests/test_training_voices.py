@@ -1,0 +1,41 @@
+"""The voices that make training speech: held-out voices stay out of training, every engine speaks
+words a speech recogniser can read, and the corpus is the same for the same seed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxprompt.models.dataset import Utterance
+from voxprompt.models.evaluate import wer, whisper_clips
+from voxprompt.models.tts import HELD_OUT, NATURAL_VOICES, TRAIN_VOICES, Voice, synthesize
+
+SENTENCE = "Please call the office before ten in the morning."
+
+
+def test_no_held_out_voice_or_espeak_accent_is_trained_on():
+    trained = set(TRAIN_VOICES) | set(NATURAL_VOICES)
+    assert not trained & set(HELD_OUT)
+    accent = lambda v: v.name.split("+")[0]
+    trained_accents = {accent(v) for v in trained if v.engine == "espeak"}
+    assert not trained_accents & {accent(v) for v in HELD_OUT if v.engine == "espeak"}
+
+
+@pytest.mark.parametrize("voice", [TRAIN_VOICES[0], *NATURAL_VOICES], ids=lambda v: v.id)
+def test_every_training_engine_says_the_text(voice: Voice):
+    speech = synthesize(voice, SENTENCE)
+    assert speech.dtype == np.float32 and 1.5 < len(speech) / 16000 < 8
+    (heard,) = whisper_clips([Utterance(speech, SENTENCE, voice.id)])
+    assert wer([SENTENCE], [heard]) <= 0.35, heard
+
+
+def test_piper_speech_is_the_same_for_the_same_seed():
+    from voxprompt.models import tts
+
+    joe = Voice("piper", "joe")
+    first = [synthesize(joe, text, seed=3) for text in ("Press one.", SENTENCE)]
+    tts._piper_voice.cache_clear()  # as in another worker process
+    again = [synthesize(joe, text, seed=3) for text in ("Press one.", SENTENCE)]
+    other = synthesize(joe, "Press one.", seed=4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert len(other) != len(first[0]) or np.abs(other - first[0]).max() > 1e-3
