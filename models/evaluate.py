@@ -42,6 +42,20 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
+def voice_of(source: str) -> str:
+    """The group a clip is reported in: a TTS engine and accent ("espeak:en-029"), or "real"."""
+    return "real" if source.startswith("real:") else source.split("+")[0]
+
+
+def wer_by_voice(sources: list[str], references: list[str], hypotheses: list[str]) -> dict[str, tuple[int, float]]:
+    """(clips, WER) per voice group: held-out voices differ widely, and one corpus figure hides which."""
+    groups: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        groups.setdefault(voice_of(source), []).append(i)
+    return {g: (len(ix), wer([references[i] for i in ix], [hypotheses[i] for i in ix]))
+            for g, ix in sorted(groups.items())}
+
+
 def transcribe_clips(transcriber, clips) -> list[str]:
     from voxprompt.vad import VadSegmenter
 
@@ -86,6 +100,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         whisper = whisper_clips(clips) if with_whisper else [None] * len(clips)
         if with_whisper:
             row["whisper_tiny_en_wer"] = wer(refs, whisper)
+        row["by_voice"] = {g: round(w, 4) for g, (_, w) in wer_by_voice([c.source for c in clips], refs, hyps).items()}
         with open(data / f"eval-{split}.jsonl", "w") as f:
             for c, h, w in zip(clips, hyps, whisper):
                 f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
@@ -114,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         whisper = f"{r['whisper_tiny_en_wer']:.3f}" if "whisper_tiny_en_wer" in r else "-"
         print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} | {whisper} | {r['rtf']:.3f} |")
+    print("\n| split | voice | voxprompt WER |\n|---|---|---|")
+    for r in rows:
+        for voice, w in r["by_voice"].items():
+            print(f"| {r['split']} | {voice} | {w:.3f} |")
     return 0
 
 

@@ -39,3 +39,13 @@ def test_piper_speech_is_the_same_for_the_same_seed():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert len(other) != len(first[0]) or np.abs(other - first[0]).max() > 1e-3
+
+
+def test_eval_reports_each_voice_group_on_its_own_clips():
+    from voxprompt.models.evaluate import wer_by_voice
+
+    sources = ["espeak:en-029+f5", "real:vm-intro", "espeak:en-029+m8", "flite:rms", "real:conf-locked"]
+    refs = ["press one now", "leave a message", "call me back", "the pound key", "the conference is locked"]
+    hyps = ["press one now", "leave message", "fall we back", "the pound key", "the conference is locked"]
+    by_voice = wer_by_voice(sources, refs, hyps)
+    assert by_voice == {"espeak:en-029": (2, 2 / 6), "flite:rms": (1, 0.0), "real": (2, 1 / 7)}
