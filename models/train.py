@@ -39,7 +39,7 @@ from voxprompt.models.whisper_dims import WhisperDims
 @dataclass
 class TrainConfig:
     encoder: str = "tiny.en"
-    splits: str = "train,train_natural,train_real,train_nonspeech"  # the corpus splits trained on (those present)
+    splits: str = "train,train_real,train_nonspeech"  # corpus splits trained on; add train_natural if built
     stack: int = 8  # encoder frames (50 per second) per speech vector: 6.25 vectors per second
     ctc_upsample: int = 2  # CTC frames per speech vector (the CTC head needs more frames than tokens)
     projector_hidden: int = 1024

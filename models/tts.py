@@ -107,5 +107,5 @@ def _piper_voice(name: str, seed: int):
             node.attribute.append(onnx.helper.make_attribute("seed", float(seed % 2**24)))
     session = onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     config = PiperConfig.from_dict(json.loads(package.config_path().read_text()))
-    return piper.PiperVoice(config=config, session=session, espeak_data_dir=Path(piper.__file__).parent / "espeak-ng-data",
-                      download_dir=Path(tempfile.gettempdir()))
+    return piper.PiperVoice(config=config, session=session, download_dir=Path(tempfile.gettempdir()),
+                            espeak_data_dir=Path(piper.__file__).parent / "espeak-ng-data")

@@ -12,13 +12,12 @@ PYTHON=${PYTHON:-python}
 common=(--data "$DATA" --stage2-batch 8 --eval-every 300 --eval-size 20 --checkpoint-every 150 --threads 2)
 
 "$PYTHON" -m voxprompt.models.dataset --out "$DATA" --train 12000 --heldout 300 --workers 2
-splits=train,train_real,train_nonspeech  # not the natural-voice split (--natural): it did not help (README)
 train() {  # a finished run is not trained again
   local out=$1; shift
   [ -f "$out/finished" ] && return
   "$PYTHON" -m voxprompt.models.train "${common[@]}" --out "$out" "$@"
   touch "$out/finished"
 }
-train "$RUNS/a" --splits $splits --stack 4 --ctc-upsample 1 --stage2-steps 3000 --deadline-minutes 180
-train "$RUNS/b" --splits $splits --init-from "$RUNS/a/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 150 \
+train "$RUNS/a" --stack 4 --ctc-upsample 1 --stage2-steps 3000 --deadline-minutes 180
+train "$RUNS/b" --init-from "$RUNS/a/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 150 \
   --stage1-lr 0.0005 --stage2-steps 2500 --stage2-lr 0.0003 --lora-lr 0.0002 --warmup 50 --deadline-minutes 118
