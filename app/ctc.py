@@ -1,12 +1,13 @@
 """The bridge's CTC head at decoding time: joint CTC/LLM scoring of the next token.
 
 Training aligns the speech vectors with a CTC head whose classes are the LLM's own token embeddings
-(plus a blank). Its posteriors are a second, frame-synchronous opinion on the transcript: at each
-step the LLM's top candidates are rescored with the CTC prefix score (Watanabe et al. 2017, "Hybrid
-CTC/attention"), which keeps the LLM from wandering off what was said (invented words, loops).
+(plus a blank). Its posteriors are a second, frame-synchronous opinion on the transcript: search.py scores each
+hypothesis' next tokens with the CTC prefix score (Watanabe et al. 2017, "Hybrid CTC/attention"),
+which keeps the LLM from wandering off what was said (invented words, loops).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +90,22 @@ def _head_graph(width: int, n_classes: int, upsample: tuple[np.ndarray, np.ndarr
     return model.SerializeToString()
 
 
-class CtcPrefixScorer:
-    """The CTC prefix probability of the transcript so far, extended one token at a time.
+@dataclass(frozen=True)
+class CtcPrefix:
+    """One hypothesis' CTC state. r_n[t] / r_b[t]: log-probability that frames 0..t emit the prefix
+    ending in a non-blank / a blank; psi: log-probability of every alignment that starts with the
+    prefix (the prefix score); last: the class of the prefix's last token (0: the empty prefix)."""
 
-    r_n[t] / r_b[t]: log-probability that frames 0..t emit the prefix ending in a non-blank / a blank;
-    psi: log-probability of every alignment that starts with the prefix (the prefix score).
+    psi: float
+    r_n: np.ndarray = field(repr=False)
+    r_b: np.ndarray = field(repr=False)
+    last: int = 0
+
+
+class CtcPrefixScorer:
+    """CTC prefix scores of a segment's hypotheses, extended one token at a time (the state lives in
+    CtcPrefix values, so a beam's hypotheses share one scorer).
+
     Only the classes some frame finds plausible (above `floor`: 200-8000 of 13k) are kept, the others
     count as `floor` on every frame: a segment's full [T, 13k] matrix would hold ~13 MB while decoded."""
 
@@ -101,7 +113,7 @@ class CtcPrefixScorer:
                  weight: float, candidates: int, floor: float):
         self.class_of = class_of  # token id -> class (0: none; class 0 is the blank)
         self.weight = weight  # of the CTC score against the LLM's
-        self.candidates = candidates  # the LLM's top tokens rescored
+        self.candidates = candidates  # each hypothesis' top LLM tokens scored
         self.floor = floor
         assert kept[0] == 0, "the blank is always kept"
         self._frames = np.asarray(frames, np.float32)  # [T, kept classes]; float64 once picked
@@ -110,11 +122,6 @@ class CtcPrefixScorer:
         self._cum_blank = np.cumsum(self._frames[:, 0], dtype=np.float64)
         # The blank wins every frame: the head hears no token at all (noise, a click, breath).
         self.hears_nothing = bool((self._frames.argmax(axis=1) == 0).all())
-        self.r_n = np.full(len(frames), NEG_INF)
-        self.r_b = self._cum_blank.copy()  # the empty prefix: blanks only
-        self.psi = 0.0
-        self.last = 0  # class of the prefix's last token (0: none yet)
-        self.empty = True
 
     @classmethod
     def from_log_probs(cls, log_probs: np.ndarray, class_of: np.ndarray, weight: float, candidates: int,
@@ -123,6 +130,10 @@ class CtcPrefixScorer:
         kept = np.union1d([0], np.flatnonzero(log_probs.max(axis=0) > floor))
         return cls(kept, log_probs[:, kept], log_probs.shape[1], class_of, weight, candidates, floor)
 
+    def initial(self) -> CtcPrefix:
+        """The empty prefix: blanks only."""
+        return CtcPrefix(0.0, np.full(len(self._frames), NEG_INF), self._cum_blank.copy())
+
     def _class_frames(self, classes: np.ndarray) -> np.ndarray:
         """[K, T] log-probabilities of each class on each frame."""
         columns = self._column[classes]
@@ -130,13 +141,13 @@ class CtcPrefixScorer:
         x[columns >= 0] = self._frames[:, columns[columns >= 0]].T
         return x
 
-    def extensions(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(psi, r_n, r_b) of the prefix extended by each class in `classes` [K] (all non-blank)."""
+    def extend(self, prefix: CtcPrefix, classes: np.ndarray) -> list[CtcPrefix]:
+        """The prefix extended by each class in `classes` [K] (all non-blank)."""
         x = self._class_frames(classes)
         k, t = x.shape
-        phi = np.broadcast_to(np.logaddexp(self.r_n, self.r_b), (k, t)).copy()
-        phi[classes == self.last] = self.r_b  # a repeated class needs a blank in between
-        start = np.full((k, 1), 0.0 if self.empty else NEG_INF)
+        phi = np.broadcast_to(np.logaddexp(prefix.r_n, prefix.r_b), (k, t)).copy()
+        phi[classes == prefix.last] = prefix.r_b  # a repeated class needs a blank in between
+        start = np.full((k, 1), 0.0 if prefix.last == 0 else NEG_INF)
         # r_n[t] = logaddexp(r_n[t-1], phi[t-1]) + x[t], unrolled with cumulative sums
         cum_x = np.cumsum(x, axis=1)
         r_n = cum_x + np.logaddexp.accumulate(np.concatenate([start, phi[:, :-1] - cum_x[:, :-1]], axis=1), axis=1)
@@ -145,34 +156,9 @@ class CtcPrefixScorer:
         into_b = np.concatenate([np.full((k, 1), NEG_INF), r_n[:, :-1] - cum_b[:, :-1]], axis=1)
         r_b = cum_b + np.logaddexp.accumulate(into_b, axis=1)
         psi = np.logaddexp(start[:, 0] + x[:, 0], np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1))
-        return psi, r_n, r_b
+        return [CtcPrefix(float(psi[j]), r_n[j], r_b[j], int(classes[j])) for j in range(k)]
 
-    def end_score(self) -> float:
+    @staticmethod
+    def end_score(prefix: CtcPrefix) -> float:
         """log P(the whole audio says exactly the prefix)."""
-        return float(np.logaddexp(self.r_n[-1], self.r_b[-1]))
-
-    def choose(self, logits: np.ndarray, is_stop) -> int:
-        """The next token: the LLM's top candidates by (1 - weight) * LLM + weight * CTC prefix gain.
-        Tokens the CTC head has no class for compete only when no candidate has one."""
-        llm = logits.astype(np.float64)
-        llm -= llm.max()
-        llm -= np.log(np.exp(llm).sum())
-        top = np.argpartition(-llm, self.candidates)[: self.candidates]
-        stops = [int(c) for c in top if is_stop(int(c))]
-        known = np.array([c for c in top if self.class_of[c] and int(c) not in stops], np.int64)
-        if len(known) == 0 and not stops:
-            return int(np.argmax(llm))  # nothing the CTC head can judge
-        best, best_score, best_state = -1, -np.inf, None
-        if len(known):
-            psi, r_n, r_b = self.extensions(self.class_of[known])
-            scores = (1 - self.weight) * llm[known] + self.weight * (psi - self.psi)
-            j = int(np.argmax(scores))
-            best, best_score, best_state = int(known[j]), float(scores[j]), (psi[j], r_n[j], r_b[j])
-        for stop in stops:
-            score = (1 - self.weight) * llm[stop] + self.weight * (self.end_score() - self.psi)
-            if score > best_score:
-                best, best_score, best_state = stop, score, None
-        if best_state is not None:
-            self.psi, self.r_n, self.r_b = float(best_state[0]), best_state[1], best_state[2]
-            self.last, self.empty = int(self.class_of[best]), False
-        return best
+        return float(np.logaddexp(prefix.r_n[-1], prefix.r_b[-1]))

@@ -1,10 +1,10 @@
-"""Greedy decoding of speech prompts, one or many at once (continuous batching), each token the LLM's
-argmax or, when the model has a CTC head, the best of its top candidates by joint CTC/LLM score (ctc.py).
+"""Decoding of speech prompts, one or many at once (continuous batching): each prompt's beam search
+(search.py) proposes, this module feeds the LLM and streams what is settled.
 
 A batch of one new token per sequence costs far less than that many tokens one by one (2 CPU cores:
-~7.6 ms for one, ~25 ms for eight), so file transcription decodes several segments together. Each
-sequence has a seat (its own KV cells, enough for the longest segment and its token bound); a finished
-sequence hands its seat to the next request at once.
+~7.6 ms for one, ~25 ms for eight), so file transcription decodes several segments together, and a
+beam's hypotheses step together. Each hypothesis has a seat (its own KV cells, enough for the longest
+segment and its token bound); a finished prompt hands its seats to the next request at once.
 """
 from __future__ import annotations
 
@@ -15,43 +15,7 @@ from typing import Hashable, Iterable, Iterator, Protocol
 import numpy as np
 
 from voxprompt.ctc import CtcPrefixScorer
-
-
-@dataclass(frozen=True)
-class RepetitionGuard:
-    """Stops a decoding loop. Exact: the tokens end in back-to-back copies of one n-gram (n <= max_period)
-    spanning at least min_span tokens; natural repeats ("very, very") are shorter than that. Counting:
-    `near_copies` copies of an n-gram (near_min_period <= n <= max_period) that differ in one place only
-    ("3 to mute the user, 4 to mute the user, 5 to mute the user"); a spoken list differs in more."""
-
-    max_period: int = 16
-    min_span: int = 8
-    near_min_period: int = 6
-    near_copies: int = 3
-
-    def loop_start(self, tokens: list[int]) -> int | None:
-        """Where the repetition begins, keeping its first copy; None when the tail is no loop."""
-        n = len(tokens)
-        for period in range(1, self.max_period + 1):
-            span = period * max(2, -(-self.min_span // period))
-            if n >= span and all(tokens[n - span + i] == tokens[n - span + i % period] for i in range(span)):
-                return n - span + period
-        return self._counting_loop_start(tokens)
-
-    def _counting_loop_start(self, tokens: list[int]) -> int | None:
-        """Where a counting loop's second copy begins (its copies start at a changing token)."""
-        n = len(tokens)
-        for period in range(self.near_min_period, self.max_period + 1):
-            start = n - self.near_copies * period
-            if start < 0:
-                return None
-            first = tokens[start: start + period]
-            changing = {i for k in range(1, self.near_copies) for i, t in enumerate(tokens[start + k * period:
-                                                                                          start + (k + 1) * period])
-                        if t != first[i]}
-            if len(changing) == 1:
-                return start + changing.pop() + period
-        return None
+from voxprompt.search import BeamSearch, Finished, RepetitionGuard
 
 
 @dataclass(frozen=True)
@@ -65,19 +29,15 @@ class Request:
     key: Hashable  # handed back with every event of this request
     speech: np.ndarray  # [n, width] speech vectors
     max_new_tokens: int
-    ctc: CtcPrefixScorer | None = None  # joint CTC/LLM choice of each token (it keeps state); None: argmax
-
-
-@dataclass(frozen=True)
-class Finished:
-    tokens: list[int]  # the transcript's tokens, a repetition loop cut to its first copy
-    loop_at: int | None  # where the guard cut a loop, None when there was none
+    ctc: CtcPrefixScorer | None = None  # joint CTC/LLM scores; None: the LLM's alone
 
 
 class PromptDecoder(Protocol):
-    """What decoding needs from the LLM (SpeechPromptLLM): seats 0..n_parallel-1, each its own sequence."""
+    """What decoding needs from the LLM (SpeechPromptLLM): seats 0..n_seats-1, each its own sequence,
+    beam_size of them per prompt."""
 
-    n_parallel: int
+    n_seats: int
+    beam_size: int
     guard: RepetitionGuard
 
     def capacity(self) -> int: ...
@@ -85,76 +45,84 @@ class PromptDecoder(Protocol):
     def prefill(self, seat: int, speech: np.ndarray) -> tuple[np.ndarray, int]: ...
     def step(self, feeds: list[tuple[int, int, int]]) -> list[np.ndarray]: ...
     def release(self, seat: int) -> None: ...
+    def fork(self, source: int, destination: int) -> None: ...
     def is_stop(self, token: int) -> bool: ...
     def piece(self, token: int) -> bytes: ...
 
 
 @dataclass
-class _Sequence:
+class _Prompt:
     request: Request
-    seat: int
-    max_new: int
-    pos: int = 0  # where the next fed token goes
-    tokens: list[int] = field(default_factory=list)
+    search: BeamSearch
+    pos: int  # where the next fed token goes (every hypothesis of a beam has the same length)
+    streamed: int = 0  # tokens already handed out as TokenPiece
     utf8: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
 
 def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tuple[Hashable, TokenPiece | Finished]]:
-    """Greedy tokens for every request, as (key, TokenPiece) while decoding and (key, Finished) at the end.
+    """Transcript tokens for every request, as (key, TokenPiece) while decoding and (key, Finished) at
+    the end. A beam streams the tokens all its hypotheses agree on (they are certain to stay).
 
-    Requests are pulled lazily, only when a seat is free, so a producer that encodes audio on demand
+    Requests are pulled lazily, only when seats are free, so a producer that encodes audio on demand
     keeps just the segments being decoded in memory. Events of different requests interleave; each
     request's own events come in order."""
     capacity = llm.capacity()
     pending = iter(requests)
-    active: dict[int, _Sequence] = {}
-    free_seats = list(range(llm.n_parallel - 1, -1, -1))
+    active: dict[int, _Prompt] = {}  # by each of its seats
+    free_seats = list(range(llm.n_seats - 1, -1, -1))
 
-    def advance(seq: _Sequence, logits: np.ndarray):
-        """Choose the next token of `seq` from its logits; yield its event; drop it when finished."""
-        if len(seq.tokens) >= seq.max_new:
-            token = None
-        elif seq.request.ctc is not None:
-            token = seq.request.ctc.choose(logits, llm.is_stop)
-        else:
-            token = int(np.argmax(logits))
-        loop_at = None
-        if token is not None and not llm.is_stop(token):
-            seq.tokens.append(token)
-            loop_at = llm.guard.loop_start(seq.tokens)
-            if loop_at is None:
-                yield seq.request.key, TokenPiece(token, seq.utf8.decode(llm.piece(token)))
-                return
-        del active[seq.seat]
-        llm.release(seq.seat)
-        free_seats.append(seq.seat)
-        kept = seq.tokens if loop_at is None else seq.tokens[:loop_at]
-        yield seq.request.key, Finished(kept, loop_at)
+    def settle(prompt: _Prompt, forks: list[tuple[int, int]]):
+        """Copy branching hypotheses' seats; stream newly settled tokens; release a finished prompt."""
+        for source, destination in forks:
+            llm.fork(source, destination)
+        search = prompt.search
+        tokens = search.result().tokens if search.done else search.stable_tokens()
+        for token in tokens[prompt.streamed:]:
+            yield prompt.request.key, TokenPiece(token, prompt.utf8.decode(llm.piece(token)))
+        prompt.streamed = max(prompt.streamed, len(tokens))
+        if search.done:
+            for seat in search.seats:
+                del active[seat]
+                llm.release(seat)
+                free_seats.append(seat)
+            yield prompt.request.key, search.result()
 
     try:
         while True:
-            while free_seats:  # a free seat takes the next request
+            while len(free_seats) >= llm.beam_size:  # free seats take the next request
                 request = next(pending, None)
                 if request is None:
                     break
                 if request.ctc is not None and request.ctc.hears_nothing:  # noise: the LLM would only invent
                     yield request.key, Finished([], None)
                     continue
-                prompt = llm.cells_for(request.speech)
-                if prompt > capacity:
+                cells = llm.cells_for(request.speech)
+                if cells > capacity:
                     raise ValueError(f"{len(request.speech)} speech vectors do not fit the LLM context "
                                      f"({capacity} cells); split the audio into shorter segments")
-                seq = _Sequence(request, free_seats.pop(), max(0, min(request.max_new_tokens, capacity - prompt)))
-                active[seq.seat] = seq
-                logits, seq.pos = llm.prefill(seq.seat, request.speech)
-                yield from advance(seq, logits)
+                seats = [free_seats.pop() for _ in range(llm.beam_size)]
+                search = BeamSearch(seats, request.ctc, llm.is_stop, llm.guard,
+                                    max(0, min(request.max_new_tokens, capacity - cells)))
+                prompt = _Prompt(request, search, 0)
+                active.update((seat, prompt) for seat in seats)
+                logits, prompt.pos = llm.prefill(seats[0], request.speech)
+                yield from settle(prompt, search.advance({seats[0]: logits}))
             if not active:
                 return
-            running = [active[seat] for seat in sorted(active)]  # out of order, llama.cpp splits the batch
-            rows = llm.step([(s.seat, s.tokens[-1], s.pos) for s in running])
-            for seq, logits in zip(running, rows):
-                seq.pos += 1
-                yield from advance(seq, logits)
+            # seats in increasing order (out of order, llama.cpp splits the batch)
+            feeds = sorted((h.seat, h.tokens[-1], p.pos) for p in _prompts(active) for h in p.search.live)
+            rows = llm.step(feeds)
+            logits_by_prompt: dict[int, dict[int, np.ndarray]] = {}
+            for (seat, _, _), logits in zip(feeds, rows):
+                logits_by_prompt.setdefault(id(active[seat]), {})[seat] = logits
+            for prompt in _prompts(active):
+                prompt.pos += 1
+                yield from settle(prompt, prompt.search.advance(logits_by_prompt[id(prompt)]))
     finally:  # an abandoned run (consumer stopped early, error) must not leave sequences in the cache
         for seat in list(active):
             llm.release(seat)
+
+
+def _prompts(active: dict[int, _Prompt]) -> list[_Prompt]:
+    """Each prompt once (it is listed under every seat of its beam)."""
+    return list({id(p): p for p in active.values()}.values())

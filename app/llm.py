@@ -1,8 +1,8 @@
-"""llama.cpp with speech vectors injected as prompt embeddings, streaming greedy tokens.
+"""llama.cpp with speech vectors injected as prompt embeddings, streaming transcript tokens.
 
 One batch holds either token ids or embeddings, so a prompt is decoded in runs: the fixed prefix
 (once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step
-(decoding.py chooses the tokens, for one prompt or several at once).
+(search.py chooses the tokens, decoding.py runs one prompt or several at once).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import Iterator
 import numpy as np
 
 from voxprompt.ctc import CtcPrefixScorer
-from voxprompt.decoding import RepetitionGuard, Request, TokenPiece, decode_many
+from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
+from voxprompt.search import RepetitionGuard
 
 __all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
 
@@ -25,11 +26,16 @@ __all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
 class LlmOptions:
     n_threads: int = 0  # 0: one per physical core, as llama.cpp benchmarks best
     n_parallel: int = 1  # speech prompts decoded together (file transcription batches its segments)
+    beam_size: int = 4  # hypotheses kept per prompt, each on a seat of its own; 1: greedy decoding
     n_ctx: int = 0  # KV cells of each sequence; 0: 1024, room for a 30 s segment and its token bound
     # (the Transcriber sizes it from the VAD's longest segment: the KV cache is most of a seat's RSS)
     gpu_layers: int = -1  # -1: every layer when this llama.cpp build has a GPU back end
     flash_attn: bool = False  # set explicitly (llama-cpp-python and llama.cpp disagree on the default); on,
     # greedy output drifts from the PyTorch reference: 40 % WER on real speech instead of 35 %
+
+    def __post_init__(self):
+        if self.n_parallel < 1 or self.beam_size < 1:
+            raise ValueError(f"n_parallel and beam_size must be at least 1 (got {self.n_parallel}, {self.beam_size})")
 
     @property
     def cells_per_sequence(self) -> int:
@@ -61,11 +67,11 @@ def physical_cores() -> int:
 
 
 class SpeechPromptLLM:
-    """A GGUF LLM that reads [prefix tokens, speech vectors, suffix tokens] and streams greedy tokens.
+    """A GGUF LLM that reads [prefix tokens, speech vectors, suffix tokens] and streams transcript tokens.
 
-    Seats 0..n_parallel-1 are sequences with KV cells of their own (a cache shared by all would make
-    every prompt attend over every other sequence's cells, masked: twice the cost of a prompt at 8).
-    Each seat decodes the fixed prefix once and keeps it between prompts."""
+    Seats 0..n_seats-1 (n_parallel prompts x beam_size hypotheses) are sequences with KV cells of their
+    own (a cache shared by all would make every prompt attend over every other sequence's cells, masked:
+    twice the cost of a prompt at 8). Each seat decodes the fixed prefix once and keeps it between prompts."""
 
     def __init__(self, gguf_path: str | Path, prompt: PromptTemplate, options: LlmOptions = LlmOptions(),
                  adapter_path: str | Path | None = None, guard: RepetitionGuard = RepetitionGuard()):
@@ -77,12 +83,14 @@ class SpeechPromptLLM:
         self.options = options
         self.guard = guard
         self.n_parallel = options.n_parallel
+        self.beam_size = options.beam_size
+        self.n_seats = options.n_parallel * options.beam_size
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
         self._load(Path(gguf_path), adapter_path, options)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.width = int(llama_cpp.llama_model_n_embd(self._model))
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx)) // self.n_parallel  # per seat
+        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx)) // self.n_seats  # per seat
         self.n_batch = int(llama_cpp.llama_n_batch(self._ctx))
         self.prefix_ids = self.tokenize(prompt.prefix)
         self.suffix_ids = self.tokenize(prompt.suffix)
@@ -105,15 +113,15 @@ class SpeechPromptLLM:
         if not self._model:
             raise ModelError(f"{gguf_path}: llama.cpp cannot load it; re-run `voxprompt export`")
         params = lib.llama_context_default_params()
-        cells = options.cells_per_sequence
-        params.n_ctx, params.n_batch, params.n_ubatch = cells * options.n_parallel, cells, min(cells, 512)
-        params.n_seq_max, params.kv_unified = options.n_parallel, False
+        cells, seats = options.cells_per_sequence, options.n_parallel * options.beam_size
+        params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, 512)
+        params.n_seq_max, params.kv_unified = seats, False
         params.n_threads = params.n_threads_batch = options.n_threads or physical_cores()
         params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
                                   else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         self._ctx = lib.llama_init_from_model(self._model, params)
         if not self._ctx:
-            raise ModelError(f"{gguf_path}: llama.cpp cannot make a context of {options.n_parallel} x {cells} cells")
+            raise ModelError(f"{gguf_path}: llama.cpp cannot make a context of {seats} x {cells} cells")
         if adapter_path is not None:
             self._adapter = lib.llama_adapter_lora_init(self._model, str(adapter_path).encode())
             if not self._adapter:
@@ -248,15 +256,24 @@ class SpeechPromptLLM:
         self._check(self._lib.llama_decode(self._ctx, b))
         return [self._logits(i) for i in range(len(feeds))]
 
+    def fork(self, source: int, destination: int) -> None:
+        """Make a seat a copy of another (a hypothesis that branches). Seats are separate KV streams, so
+        llama.cpp copies the source's whole buffer, before the next decode: ~10 MB, about a millisecond."""
+        self._lib.llama_memory_seq_cp(self._memory(), source, destination, -1, -1)
+        if source in self._prefix_in_cache:
+            self._prefix_in_cache.add(destination)
+        else:
+            self._prefix_in_cache.discard(destination)
+
     def release(self, seat: int) -> None:
         """Drop what followed the prefix on this seat (nothing to drop once the model is closed)."""
         if self._ctx:
             self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
 
-    # -- greedy transcripts -----------------------------------------------------------------------
+    # -- transcripts ------------------------------------------------------------------------------
     def generate(self, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
                  ) -> Iterator[TokenPiece]:
-        """Greedy tokens for one segment's speech vectors [n, width], streamed as they are decoded (a
+        """The transcript tokens of one segment's speech vectors [n, width], streamed as they settle (a
         repetition loop stops them; decoding.decode_many's Finished says where its first copy ends)."""
         for _, event in decode_many(self, [Request(None, speech, max_new_tokens, ctc)]):
             if isinstance(event, TokenPiece):

@@ -1,6 +1,6 @@
 """Word error rate of a model over the corpus splits, with Whisper tiny.en on the same clips alongside.
 
-    voxprompt eval --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--whisper]
+    voxprompt eval --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--beam 4] [--whisper]
 
 Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would. Text goes
 through Whisper's English normaliser before scoring; a clip whose reference normalises to nothing (a
@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from voxprompt.audio import SAMPLE_RATE
+from voxprompt.llm import LlmOptions
 
 
 @lru_cache(maxsize=1)
@@ -81,11 +82,11 @@ def whisper_clips(clips) -> list[str]:
 
 
 def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,
-             log=print) -> list[dict]:
+             beam_size: int = LlmOptions.beam_size, log=print) -> list[dict]:
     from voxprompt.models.dataset import read_split
     from voxprompt.transcriber import Transcriber
 
-    transcriber = Transcriber(model_dir)
+    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size))
     rows = []
     for split in splits:
         clips = list(read_split(data, split))[skip:skip + limit]
@@ -118,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", nargs="+", default=["heldout", "real_dev"])
     parser.add_argument("--limit", type=int, default=1000, help="clips per split at most")
     parser.add_argument("--skip", type=int, default=0, help="start after this many clips (a tuning slice apart from the scored one)")
+    parser.add_argument("--beam", type=int, default=LlmOptions.beam_size, help="hypotheses kept per segment (1: greedy)")
     parser.add_argument("--whisper", action="store_true", help="also score faster-whisper tiny.en (greedy)")
     args = parser.parse_args(argv)
     if args.model is None:
         from voxprompt.export.default_model import ensure_default_model
 
         args.model = ensure_default_model()
-    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip)
+    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam)
     print("\n| split | clips | audio s | voxprompt WER | Whisper tiny.en WER | voxprompt RTF |\n|---|---|---|---|---|---|")
     for r in rows:
         whisper = f"{r['whisper_tiny_en_wer']:.3f}" if "whisper_tiny_en_wer" in r else "-"

@@ -52,7 +52,7 @@ def measure(models: dict[str, Path], clips: list[np.ndarray], threads: int) -> l
     f16_logits: list[np.ndarray] = []
     for q, model_dir in models.items():  # f16 first: the reference
         t0 = time.perf_counter()
-        t = Transcriber(model_dir, EncoderOptions(n_threads=threads), LlmOptions(n_threads=threads))
+        t = Transcriber(model_dir, EncoderOptions(n_threads=threads), LlmOptions(n_threads=threads, beam_size=1))
         load_s = time.perf_counter() - t0
         t.llm.guard = RepetitionGuard(max_period=0)  # loops are part of what a quantisation does
         n_tokens, gen_s = 0, 0.0

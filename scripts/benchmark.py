@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Speed and memory of voxprompt per LLM quantisation, beside faster-whisper tiny.en, on the same files.
 
-    python scripts/benchmark.py [--files N] [--threads 2] [--quants q4_0 q8_0-merged f16] [--parallel 1 8]
+    python scripts/benchmark.py [--files N] [--threads 2] [--quants q4_0 q8_0-merged f16] [--parallel 1 8] [--beam 1 4]
                                 [--concat] [--model DIR ...]
 
 Each system runs in its own process (so peak RSS is its own); model loading is timed apart from
@@ -58,7 +58,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int) -> dict:
+def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int, beam: int) -> dict:
     from voxprompt.audio import probe
     from voxprompt.encoder import EncoderOptions
     from voxprompt.files import SegmentDone, transcribe_files
@@ -67,7 +67,7 @@ def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int)
 
     t0 = time.perf_counter()
     transcriber = Transcriber(model_dir, EncoderOptions(n_threads=threads),
-                              LlmOptions(n_threads=threads, n_parallel=parallel))
+                              LlmOptions(n_threads=threads, n_parallel=parallel, beam_size=beam))
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     segments = [e.segment for e in transcribe_files(transcriber, files) if isinstance(e, SegmentDone)]
@@ -109,7 +109,7 @@ def child(args) -> None:
     if args.child == "faster-whisper":
         result = run_faster_whisper(files, args.threads)
     else:
-        result = run_voxprompt(args.child, files, args.threads, args.parallel[0])
+        result = run_voxprompt(args.child, files, args.threads, args.parallel[0], args.beam[0])
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
@@ -122,6 +122,8 @@ def main() -> None:
                         help="LLM quantisations; QUANT-merged folds the LoRA adapter into the weights")
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 8],
                         help="segments decoded together (a row for each; default: 1 8)")
+    parser.add_argument("--beam", type=int, nargs="+", default=[4],
+                        help="hypotheses kept per segment (a row for each; default: 4; 1 is greedy)")
     parser.add_argument("--concat", action="store_true",
                         help="join the recordings (1 s apart) into one long file, as a lecture or meeting")
     parser.add_argument("--encoder", default="tiny.en")
@@ -146,17 +148,19 @@ def main() -> None:
         quant, merged = q.removesuffix("-merged"), q.endswith("-merged")
         model = build_default_model(work / q, args.encoder, quant, log=lambda *_: None, merge_adapter=merged)
         for parallel in args.parallel:
-            label = (f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}, "
-                     f"{parallel} in parallel")
-            systems.append((label, str(model), parallel))
+            for beam in args.beam:
+                label = (f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}, "
+                         f"{parallel} in parallel, beam {beam}")
+                systems.append((label, str(model), parallel, beam))
     for model in args.model:
         for parallel in args.parallel:
-            systems.append((f"{model.name} ({model}), {parallel} in parallel", str(model), parallel))
-    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1))
+            for beam in args.beam:
+                systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel, beam))
+    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1))
     rows = []
-    for label, target, parallel in systems:
+    for label, target, parallel, beam in systems:
         out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
-                              "--threads", str(args.threads), "--parallel", str(parallel)],
+                              "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam)],
                              capture_output=True, text=True, check=True)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
         print(f"done: {label}", file=sys.stderr)

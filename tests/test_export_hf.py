@@ -7,7 +7,7 @@ import torch
 
 from nue_asr_checkpoint import train_sentencepiece
 from voxprompt.export.hf import export_hf
-from voxprompt.llm import RepetitionGuard
+from voxprompt.llm import LlmOptions, RepetitionGuard
 from voxprompt.manifest import ModelError, load_manifest
 from voxprompt.models.projector import ProjectorDims, ProjectorWeights
 from voxprompt.transcriber import Transcriber
@@ -64,7 +64,7 @@ def test_app_and_pytorch_reference_give_the_same_greedy_tokens(parts, exported, 
     llm = AutoModelForCausalLM.from_pretrained(parts / "llm").eval()
     for p in llm.parameters():  # the same f16 weights as llm.gguf, computed in float32
         p.data = p.data.half().float()
-    runtime = Transcriber(exported)
+    runtime = Transcriber(exported, llm_options=LlmOptions(beam_size=1))  # the reference is greedy
     runtime.llm.guard = RepetitionGuard(max_period=0)
     try:
         rt = runtime.llm

@@ -7,7 +7,7 @@ import torch
 from conftest import run_voxprompt
 from nue_asr_checkpoint import make_checkpoint
 from voxprompt.export.nue_asr import export_nue_asr, special_token_ids
-from voxprompt.llm import RepetitionGuard, SpeechPromptLLM
+from voxprompt.llm import LlmOptions, RepetitionGuard, SpeechPromptLLM
 from voxprompt.manifest import ModelError, load_manifest
 from voxprompt.models.nue_asr import NueAsr
 from voxprompt.transcriber import Transcriber
@@ -49,7 +49,7 @@ def test_app_and_transformers_generate_give_the_same_greedy_tokens(checkpoint, e
     for p in reference.llm.parameters():  # the same f16 weights as llm.gguf, computed in float32
         p.data = p.data.half().float()
     ids = special_token_ids(checkpoint)
-    runtime = Transcriber(exported)
+    runtime = Transcriber(exported, llm_options=LlmOptions(beam_size=1))  # the reference is greedy
     runtime.llm.guard = RepetitionGuard(max_period=0)  # the reference has no loop guard
     seen = set()
     try:
