@@ -2,7 +2,7 @@
 """Dictation latency through a real audio stack: utterances (2-8 s real recordings) are played into a
 PulseAudio null sink and recorded by PortAudio, as from a microphone.
 
-    python scripts/bench_dictation.py [--utterances 20] [--model DIR]
+    python scripts/bench_dictation.py [--utterances 20] [--model DIR] [--beam 4]
 
 Prints a table: end-of-speech -> final text latency (median, p95), first-partial latency (from the start
 of speech), and the process's CPU use while the microphone hears only silence.
@@ -47,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=20)
     parser.add_argument("--model", type=Path)
+    parser.add_argument("--beam", type=int, default=4, help="hypotheses kept per segment (1: greedy)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vp-bench-"))
@@ -55,9 +56,11 @@ def main() -> None:
     from voxprompt.dictation import DictationEngine
     from voxprompt.export.default_model import ensure_default_model
     from voxprompt.microphone import Microphone, find_device
+    from voxprompt.llm import LlmOptions
     from voxprompt.transcriber import Transcriber
 
-    transcriber = Transcriber(args.model or ensure_default_model(log=lambda *_: None))
+    transcriber = Transcriber(args.model or ensure_default_model(log=lambda *_: None),
+                              llm_options=LlmOptions(beam_size=args.beam))
     events = []
     lock = threading.Lock()
 
