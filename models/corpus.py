@@ -88,3 +88,44 @@ def training_texts(n: int, seed: int = 0, exclude: set[str] = frozenset(), templ
     texts = template_sentences(n_templates, seed) + (prose * (1 + n // max(1, len(prose))))[: n - n_templates]
     r.shuffle(texts)
     return texts
+
+
+CARDINALS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+             "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
+             "million").split()
+ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+            "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth fortieth fiftieth sixtieth "
+            "seventieth eightieth ninetieth hundredth thousandth").split()
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+NATO = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec "
+        "romeo sierra tango uniform victor whiskey x-ray yankee zulu").split()
+SHORT_WORDS = ("yes no okay hello goodbye thanks please stop cancel send delete added removed enabled disabled "
+               "transfer extension number time minute minutes second seconds hour hours today tomorrow yesterday "
+               "morning evening plus minus star pound dot dash slash comma period space at and from with for to or "
+               "the new next previous first last message messages mailbox greeting password menu option options "
+               "record play pause repeat help operator agent queue call calls caller busy unavailable").split()
+
+
+def short_texts(n: int, seed: int = 0, exclude: set[str] = frozenset()) -> list[str]:
+    """n isolated words and two- or three-word fragments (numbers, ordinals, letters, spelling-alphabet
+    words, days, months, commands), cased and punctuated in the ways people write them. Sentence
+    corpora have none, and a model that never heard a lone word answers one with a fragment."""
+    r = random.Random(seed)
+    pools = [CARDINALS, ORDINALS, LETTERS, NATO, DAYS, MONTHS, SHORT_WORDS]
+    banned = {_plain(t) for t in exclude}
+    out: list[str] = []
+    while len(out) < n:
+        words = [r.choice(r.choice(pools)) for _ in range(r.choice([1, 1, 1, 2, 3]))]
+        text = " ".join(words)
+        style = r.random()
+        if style < 0.3 and len(text) > 1:
+            text = text[0].upper() + text[1:]
+        elif style < 0.5 and len(text) > 1:
+            text = text[0].upper() + text[1:] + "."
+        if _plain(text) not in banned:
+            out.append(text)
+    return out
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())

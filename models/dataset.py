@@ -3,7 +3,8 @@
     python -m voxprompt.models.dataset --out data/ --train 12000
 
 Splits: `train` (TTS voices in TRAIN_VOICES), `train_natural` (the most natural voices, NATURAL_VOICES,
-half of it telephone band like the real recordings), `train_real` (the real recordings' training prompts,
+half of it telephone band like the real recordings), `train_short` (isolated words and short fragments:
+numbers, ordinals, letters, days...), `train_real` (the real recordings' training prompts,
 augmented), `train_nonspeech` (noise, hum, clicks with an empty transcript),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training). Each shard is an .npz of int16 audio with texts and voice ids;
@@ -25,7 +26,7 @@ import numpy as np
 from voxprompt.audio import load_audio, probe
 from voxprompt.models.assets import data_path
 from voxprompt.models.augment import AugmentOptions, augment
-from voxprompt.models.corpus import training_texts
+from voxprompt.models.corpus import short_texts, training_texts
 from voxprompt.models.tts import HELD_OUT, NATURAL_VOICES, TRAIN_VOICES, Voice, synthesize
 
 ASTERISK_SOUNDS = data_path("/usr/share/asterisk/sounds/en", "asterisk", "en")
@@ -182,7 +183,7 @@ class _NonSpeech:
 
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
-                 workers: int = 1, n_natural: int = 0) -> None:
+                 workers: int = 1, n_natural: int = 0, n_short: int = 0) -> None:
     from rich.progress import Progress
 
     real = real_prompts()
@@ -192,6 +193,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     heldout_texts = training_texts(n_heldout, seed=seed + 1000, exclude=held_texts, template_share=0.3)
     train_texts = training_texts(n_train, seed=seed, exclude=held_texts | set(heldout_texts))
     natural_texts = training_texts(n_natural, seed=seed + 2000, exclude=held_texts | set(heldout_texts))
+    short = short_texts(n_short, seed=seed + 3000, exclude=held_texts)
 
     rng = random.Random(seed)
     real_train_items = [item for _ in range(real_repeats) for item in real_train]
@@ -203,6 +205,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
             ("train_real", real_train_items, _RealAugmented(seed)),
             ("train", train_texts, _Synthetic(TRAIN_VOICES, seed)),
             ("train_natural", natural_texts, _Synthetic(NATURAL_VOICES, seed + 2000, AugmentOptions(p_telephone=0.5))),
+            ("train_short", short, _Synthetic(TRAIN_VOICES + NATURAL_VOICES, seed + 3000, AugmentOptions(p_telephone=0.5))),
             ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
         ):
             task = bar.add_task(split, total=len(items))
@@ -214,11 +217,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", type=int, default=12000, help="synthetic training utterances")
     parser.add_argument("--natural", type=int, default=0, help="utterances by the most natural voices (Piper, festival...)")
+    parser.add_argument("--short", type=int, default=0, help="isolated words and short fragments")
     parser.add_argument("--heldout", type=int, default=300, help="held-out-voice utterances")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()
-    build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural)
+    build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural,
+                 n_short=args.short)
 
 
 if __name__ == "__main__":

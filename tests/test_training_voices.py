@@ -49,3 +49,17 @@ def test_eval_reports_each_voice_group_on_its_own_clips():
     hyps = ["press one now", "leave message", "fall we back", "the pound key", "the conference is locked"]
     by_voice = wer_by_voice(sources, refs, hyps)
     assert by_voice == {"espeak:en-029": (2, 2 / 6), "flite:rms": (1, 0.0), "real": (2, 1 / 7)}
+
+
+def test_short_training_texts_are_lone_words_and_fragments_but_never_a_held_out_prompt():
+    from voxprompt.models.corpus import short_texts
+
+    held_out = {"Sunday", "eleventh", "b", "Transfer.", "echo"}
+    texts = short_texts(2000, seed=1, exclude=held_out)
+    assert texts == short_texts(2000, seed=1, exclude=held_out)  # the same corpus for the same seed
+    lengths = [len(t.split()) for t in texts]
+    assert max(lengths) <= 3 and lengths.count(1) > len(texts) / 3
+    plain = {t.lower().strip(".") for t in texts}
+    assert not plain & {"sunday", "eleventh", "b", "transfer", "echo"}
+    assert {"monday", "twelfth", "c", "bravo"} <= plain  # their neighbours are trained on
+    assert any(t[0].isupper() for t in texts) and any(t.endswith(".") for t in texts)
