@@ -68,7 +68,7 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
     request's own events come in order."""
     capacity = llm.capacity()
     pending = iter(requests)
-    active: dict[int, _Prompt] = {}  # by each of its seats
+    active: list[_Prompt] = []
     free_seats = list(range(llm.n_seats - 1, -1, -1))
 
     def settle(prompt: _Prompt, forks: list[tuple[int, int]]):
@@ -81,8 +81,8 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
             yield prompt.request.key, TokenPiece(token, prompt.utf8.decode(llm.piece(token)))
         prompt.streamed = max(prompt.streamed, len(tokens))
         if search.done:
+            active.remove(prompt)
             for seat in search.seats:
-                del active[seat]
                 llm.release(seat)
                 free_seats.append(seat)
             yield prompt.request.key, search.result()
@@ -104,25 +104,18 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
                 search = BeamSearch(seats, request.ctc, llm.is_stop, llm.guard,
                                     max(0, min(request.max_new_tokens, capacity - cells)))
                 prompt = _Prompt(request, search, 0)
-                active.update((seat, prompt) for seat in seats)
+                active.append(prompt)
                 logits, prompt.pos = llm.prefill(seats[0], request.speech)
                 yield from settle(prompt, search.advance({seats[0]: logits}))
             if not active:
                 return
             # seats in increasing order (out of order, llama.cpp splits the batch)
-            feeds = sorted((h.seat, h.tokens[-1], p.pos) for p in _prompts(active) for h in p.search.live)
-            rows = llm.step(feeds)
-            logits_by_prompt: dict[int, dict[int, np.ndarray]] = {}
-            for (seat, _, _), logits in zip(feeds, rows):
-                logits_by_prompt.setdefault(id(active[seat]), {})[seat] = logits
-            for prompt in _prompts(active):
+            feeds = sorted((h.seat, h.tokens[-1], p.pos) for p in active for h in p.search.live)
+            logits_by_seat = {seat: logits for (seat, _, _), logits in zip(feeds, llm.step(feeds))}
+            for prompt in list(active):  # each reads its own seats' logits
                 prompt.pos += 1
-                yield from settle(prompt, prompt.search.advance(logits_by_prompt[id(prompt)]))
+                yield from settle(prompt, prompt.search.advance(logits_by_seat))
     finally:  # an abandoned run (consumer stopped early, error) must not leave sequences in the cache
-        for seat in list(active):
-            llm.release(seat)
-
-
-def _prompts(active: dict[int, _Prompt]) -> list[_Prompt]:
-    """Each prompt once (it is listed under every seat of its beam)."""
-    return list({id(p): p for p in active.values()}.values())
+        for prompt in active:
+            for seat in prompt.search.seats:
+                llm.release(seat)

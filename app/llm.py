@@ -38,6 +38,11 @@ class LlmOptions:
             raise ValueError(f"n_parallel and beam_size must be at least 1 (got {self.n_parallel}, {self.beam_size})")
 
     @property
+    def seats(self) -> int:
+        """llama.cpp sequences: every prompt decoded together needs one per hypothesis."""
+        return self.n_parallel * self.beam_size
+
+    @property
     def cells_per_sequence(self) -> int:
         return self.n_ctx or 1024
 
@@ -84,7 +89,7 @@ class SpeechPromptLLM:
         self.guard = guard
         self.n_parallel = options.n_parallel
         self.beam_size = options.beam_size
-        self.n_seats = options.n_parallel * options.beam_size
+        self.n_seats = options.seats
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
         self._load(Path(gguf_path), adapter_path, options)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
@@ -113,7 +118,7 @@ class SpeechPromptLLM:
         if not self._model:
             raise ModelError(f"{gguf_path}: llama.cpp cannot load it; re-run `voxprompt export`")
         params = lib.llama_context_default_params()
-        cells, seats = options.cells_per_sequence, options.n_parallel * options.beam_size
+        cells, seats = options.cells_per_sequence, options.seats
         params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, 512)
         params.n_seq_max, params.kv_unified = seats, False
         params.n_threads = params.n_threads_batch = options.n_threads or physical_cores()

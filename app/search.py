@@ -142,22 +142,23 @@ class BeamSearch:
     def _proposals(self, h: Hypothesis, logits: np.ndarray) -> list[_Candidate]:
         llm = _log_softmax(logits)
         top = np.argpartition(-llm, self.candidates)[: self.candidates]
-        w = self.weight
+
+        def candidate(token: int, ctc_score: float, ctc: CtcPrefix | None, ends: bool) -> _Candidate:
+            llm_score = h.llm_score + llm[token]
+            return _Candidate((1 - self.weight) * llm_score + self.weight * ctc_score, h, token, llm_score, ctc, ends)
+
         stops = [int(t) for t in top if self.is_stop(int(t))]
-        out = [_Candidate((1 - w) * (h.llm_score + llm[t]) + w * self._end_score(h), h, t, h.llm_score + llm[t],
-                          None, True) for t in stops]
+        out = [candidate(t, self._end_score(h), None, True) for t in stops]
         words = [int(t) for t in top if int(t) not in stops]
         if self.ctc is not None:
             known = [t for t in words if self.ctc.class_of[t]]
             if known:
                 extended = self.ctc.extend(h.ctc, self.ctc.class_of[known])
-                return out + [_Candidate((1 - w) * (h.llm_score + llm[t]) + w * p.psi, h, t, h.llm_score + llm[t],
-                                         p, False) for t, p in zip(known, extended)]
+                return out + [candidate(t, p.psi, p, False) for t, p in zip(known, extended)]
             if stops:
                 return out
             words = [int(np.argmax(llm))]  # nothing the CTC head can judge: the LLM decides alone
-        return out + [_Candidate((1 - w) * (h.llm_score + llm[t]) + w * (h.ctc.psi if h.ctc else 0.0), h, t,
-                                 h.llm_score + llm[t], h.ctc, False) for t in words]
+        return out + [candidate(t, h.ctc.psi if h.ctc else 0.0, h.ctc, False) for t in words]
 
     def _end_score(self, h: Hypothesis) -> float:
         return self.ctc.end_score(h.ctc) if self.ctc is not None else 0.0
