@@ -87,9 +87,7 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path]) -> I
                 reader = _CountingReader(path)
                 for speech in transcriber.segments(reader.blocks()):
                     t0 = time.perf_counter()
-                    vectors = transcriber.encoder(speech.audio)
-                    request = Request(key, vectors, transcriber.manifest.token_bound(speech.duration),
-                                      transcriber.scorer(vectors))
+                    request = transcriber.request(key, speech)
                     t1 = time.perf_counter()
                     entry = in_flight[key] = _InFlight(path, speech, (t1 - t0) * 1e3, t1)
                     outbox.append(entry)

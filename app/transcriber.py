@@ -68,6 +68,11 @@ class Transcriber:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
 
+    def request(self, key, segment: SpeechSegment) -> Request:
+        """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it."""
+        speech = self.encoder(segment.framed())
+        return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech))
+
     def scorer(self, speech: np.ndarray) -> CtcPrefixScorer | None:
         """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
         if self.ctc is None:
@@ -92,11 +97,10 @@ class Transcriber:
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None) -> Segment:
         """One segment on its own (live dictation); files go through files.transcribe_files."""
         t0 = time.perf_counter()
-        speech = self.encoder(segment.audio)
+        request = self.request(None, segment)
         t1 = time.perf_counter()
         tokens: list[int] = []
         t_first = None
-        request = Request(None, speech, self.manifest.token_bound(segment.duration), self.scorer(speech))
         for _, event in decode_many(self.llm, [request]):
             if isinstance(event, Finished):
                 tokens = event.tokens  # a repetition loop cut to its first copy

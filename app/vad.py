@@ -1,6 +1,9 @@
 """Voice activity segmentation with webrtcvad: pre-roll, hang-over, and long speech split at a quiet point.
 
-Segments carry their start in the original stream's samples, so times need no mapping back.
+Segments carry their start in the original stream's samples, so times need no mapping back. Every
+segment has its pre-roll and tail of quiet around the speech (the model is trained on speech framed by
+silence); where the stream has none to give (speech from its first sample, or up to its last), the
+segment asks for zeros in their place (`pad_before`, `pad_after`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,14 @@ class VadOptions:
 class SpeechSegment:
     start: int  # first sample, counted from the start of the stream
     audio: np.ndarray  # 16 kHz mono float32
+    pad_before: int = 0  # samples of silence to put before the audio for the encoder (missing pre-roll)
+    pad_after: int = 0  # and after it (missing tail)
+
+    def framed(self) -> np.ndarray:
+        """The audio with its missing pre-roll and tail as zeros: what the encoder reads."""
+        if not (self.pad_before or self.pad_after):
+            return self.audio
+        return np.pad(self.audio, (self.pad_before, self.pad_after))
 
     @property
     def end(self) -> int:
@@ -81,6 +92,7 @@ class VadSegmenter:
         self._history: deque[np.ndarray] = deque(maxlen=self._pre_roll)
         self._frames: list[np.ndarray] = []  # the open segment
         self._energy: list[float] = []
+        self._voiced_at: list[bool] = []  # per frame of the open segment
         self._start_frame = 0
         self._last_voiced = -1  # index into _frames
         self._voiced = 0
@@ -93,7 +105,7 @@ class VadSegmenter:
         """The open segment so far (for partial results), or None during silence."""
         if not self._frames:
             return None
-        return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames))
+        return self._segment(len(self._frames))
 
     @property
     def trailing_silence_ms(self) -> int:
@@ -108,7 +120,7 @@ class VadSegmenter:
         end = self._last_voiced + 1 + self._tail
         if len(self._frames) < end:
             return None
-        return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames[:end]))
+        return self._segment(end)
 
     def push(self, pcm: np.ndarray) -> list[SpeechSegment]:
         pcm = np.concatenate([self._pending, np.asarray(pcm, np.float32)])
@@ -126,6 +138,7 @@ class VadSegmenter:
         if self._frames and len(self._pending):
             self._frames.append(self._pending)
             self._energy.append(0.0)
+            self._voiced_at.append(False)
         self._pending = np.zeros(0, np.float32)
         segment = self._close(len(self._frames))
         return [segment] if segment is not None else []
@@ -141,11 +154,13 @@ class VadSegmenter:
                 return None
             self._frames = list(self._history)  # pre-roll
             self._energy = [0.0] * len(self._frames)
+            self._voiced_at = [False] * len(self._frames)
             self._start_frame = index - len(self._frames)
             self._history.clear()
             self._voiced, self._last_voiced = 0, -1
         self._frames.append(frame)
         self._energy.append(float(np.mean(frame * frame)))
+        self._voiced_at.append(voiced)
         if voiced:
             self._voiced += 1
             self._last_voiced = len(self._frames) - 1
@@ -155,21 +170,29 @@ class VadSegmenter:
             return self._split()
         return None
 
+    def _segment(self, n_frames: int) -> SpeechSegment:
+        """The open segment's first n_frames, with zeros asked for where its pre-roll or tail is short."""
+        voiced = [i for i in range(n_frames) if self._voiced_at[i]]
+        lead, trail = (voiced[0], n_frames - 1 - voiced[-1]) if voiced else (self._pre_roll, self._tail)
+        return SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames[:n_frames]),
+                             max(0, self._pre_roll - lead) * self.frame, max(0, self._tail - trail) * self.frame)
+
     def _close(self, n_frames: int) -> SpeechSegment | None:
-        frames, voiced, start = self._frames[:n_frames], self._voiced, self._start_frame
+        voiced = self._voiced
+        segment = self._segment(n_frames) if n_frames else None
         # What follows the kept tail is silence: it becomes the next segment's pre-roll.
         self._history.extend(self._frames[n_frames:])
-        self._frames, self._energy, self._voiced, self._last_voiced = [], [], 0, -1
-        if not frames or voiced < self._min_voiced:
+        self._frames, self._energy, self._voiced_at, self._voiced, self._last_voiced = [], [], [], 0, -1
+        if segment is None or voiced < self._min_voiced:
             return None
-        return SpeechSegment(start * self.frame, np.concatenate(frames))
+        return segment
 
     def _split(self) -> SpeechSegment:
         """Cut a too-long segment at its quietest frame near the end; the rest stays open."""
         lo = max(1, len(self._frames) - self._split_window)
         cut = lo + int(np.argmin(self._energy[lo:]))
-        head = SpeechSegment(self._start_frame * self.frame, np.concatenate(self._frames[:cut]))
-        self._frames, self._energy = self._frames[cut:], self._energy[cut:]
+        head = self._segment(cut)
+        self._frames, self._energy, self._voiced_at = self._frames[cut:], self._energy[cut:], self._voiced_at[cut:]
         self._start_frame += cut
         self._last_voiced = max(-1, self._last_voiced - cut)
         self._voiced = max(1, self._last_voiced + 1)

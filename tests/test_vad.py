@@ -80,3 +80,20 @@ def test_closing_candidate_is_exactly_the_segment_that_closes(recording_audio):
     last = candidates[-1]
     assert (last.start, len(last.audio)) == (closed[-1].start, len(closed[-1].audio))
     assert np.array_equal(last.audio, closed[-1].audio)
+
+
+def test_speech_at_the_stream_edges_is_framed_by_silence(recording_audio):
+    """The model is trained on speech with quiet around it: a file whose speech starts at its first sample
+    (or a dictation that starts mid-word) must reach the encoder framed as if silence came before and after."""
+    loud = lambda x: np.nonzero(np.abs(x) > 0.02)[0]  # noqa: E731
+    speech = recording_audio[loud(recording_audio)[0]: loud(recording_audio)[-1] + 1]
+    [edge] = run(speech)
+    [inner] = run(np.concatenate([silence(2.0), speech, silence(2.0)]))
+    assert edge.start == 0 and edge.pad_before > 0 and edge.pad_after > 0
+    assert inner.pad_before == inner.pad_after == 0  # the stream gave the whole pre-roll and tail
+    assert np.array_equal(edge.framed()[edge.pad_before: len(edge.framed()) - edge.pad_after], speech[:len(edge.audio)])
+    lead = lambda x: loud(x)[0]  # noqa: E731
+    trail = lambda x: len(x) - 1 - loud(x)[-1]  # noqa: E731
+    # within 150 ms: webrtcvad calls a few frames after a word's end voiced, and frames start where they fall
+    assert abs(lead(edge.framed()) - lead(inner.framed())) <= 0.15 * SAMPLE_RATE
+    assert abs(trail(edge.framed()) - trail(inner.framed())) <= 0.15 * SAMPLE_RATE
