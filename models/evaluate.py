@@ -14,6 +14,8 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.llm import LlmOptions
 
@@ -43,18 +45,58 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
+def wer_interval(references: list[str], hypotheses: list[str], level: float = 0.95, resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval for the corpus WER, resampling clips: 138 clips of a few words each leave
+    a point or two of chance either way, and two models closer than that are not told apart."""
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        return 0.0, 0.0
+    errors, words = np.zeros(len(pairs)), np.zeros(len(pairs))
+    for i, (r, h) in enumerate(pairs):
+        words[i] = len(r.split())
+        if r != h:
+            out = jiwer.process_words(r, h)
+            errors[i] = out.substitutions + out.deletions + out.insertions
+    picks = np.random.default_rng(seed).integers(0, len(pairs), (resamples, len(pairs)))
+    rates = errors[picks].sum(axis=1) / words[picks].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))
+
+
 def voice_of(source: str) -> str:
     """The group a clip is reported in: a TTS engine and accent ("espeak:en-029"), or "real"."""
     return "real" if source.startswith("real:") else source.split("+")[0]
 
 
-def wer_by_voice(sources: list[str], references: list[str], hypotheses: list[str]) -> dict[str, tuple[int, float]]:
-    """(clips, WER) per voice group: held-out voices differ widely, and one corpus figure hides which."""
+def length_of(reference: str) -> str:
+    """The group a clip is reported in by its length: lone words, phrases, sentences (normalised words)."""
+    n = len(normalize(reference).split())
+    return "not scored" if n == 0 else "1 word" if n == 1 else "2-4 words" if n <= 4 else "5+ words"
+
+
+def wer_by_group(groups_of: list[str], references: list[str], hypotheses: list[str]) -> dict[str, tuple[int, float]]:
+    """(clips, WER) per group, each clip in the group named for it."""
     groups: dict[str, list[int]] = {}
-    for i, source in enumerate(sources):
-        groups.setdefault(voice_of(source), []).append(i)
+    for i, group in enumerate(groups_of):
+        groups.setdefault(group, []).append(i)
     return {g: (len(ix), wer([references[i] for i in ix], [hypotheses[i] for i in ix]))
             for g, ix in sorted(groups.items())}
+
+
+def wer_by_voice(sources: list[str], references: list[str], hypotheses: list[str]) -> dict[str, tuple[int, float]]:
+    """(clips, WER) per voice group: held-out voices differ widely, and one corpus figure hides which."""
+    return wer_by_group([voice_of(s) for s in sources], references, hypotheses)
+
+
+def wer_by_length(references: list[str], hypotheses: list[str]) -> dict[str, tuple[int, float]]:
+    """(clips, WER) per reference length: a lone word has no context for the LLM to lean on."""
+    groups = wer_by_group([length_of(r) for r in references], references, hypotheses)
+    groups.pop("not scored", None)  # "<beep>": nothing to count
+    return groups
 
 
 def transcribe_clips(transcriber, clips) -> list[str]:
@@ -97,11 +139,13 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         hyps = transcribe_clips(transcriber, clips)
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
-               "wer": wer(refs, hyps), "rtf": (time.perf_counter() - t0) / seconds}
+               "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
+               "rtf": (time.perf_counter() - t0) / seconds}
         whisper = whisper_clips(clips) if with_whisper else [None] * len(clips)
         if with_whisper:
             row["whisper_tiny_en_wer"] = wer(refs, whisper)
         row["by_voice"] = {g: round(w, 4) for g, (_, w) in wer_by_voice([c.source for c in clips], refs, hyps).items()}
+        row["by_length"] = {g: [n, round(w, 4)] for g, (n, w) in wer_by_length(refs, hyps).items()}
         with open(data / f"eval-{split}.jsonl", "w") as f:
             for c, h, w in zip(clips, hyps, whisper):
                 f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
@@ -127,14 +171,21 @@ def main(argv: list[str] | None = None) -> int:
 
         args.model = ensure_default_model()
     rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam)
-    print("\n| split | clips | audio s | voxprompt WER | Whisper tiny.en WER | voxprompt RTF |\n|---|---|---|---|---|---|")
+    print("\n| split | clips | audio s | voxprompt WER | 95 % interval | Whisper tiny.en WER | voxprompt RTF |"
+          "\n|---|---|---|---|---|---|---|")
     for r in rows:
         whisper = f"{r['whisper_tiny_en_wer']:.3f}" if "whisper_tiny_en_wer" in r else "-"
-        print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} | {whisper} | {r['rtf']:.3f} |")
+        low, high = r["wer_95"]
+        print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} | {low:.3f}-{high:.3f} | {whisper} "
+              f"| {r['rtf']:.3f} |")
     print("\n| split | voice | voxprompt WER |\n|---|---|---|")
     for r in rows:
         for voice, w in r["by_voice"].items():
             print(f"| {r['split']} | {voice} | {w:.3f} |")
+    print("\n| split | reference length | clips | voxprompt WER |\n|---|---|---|---|")
+    for r in rows:
+        for length, (n, w) in r["by_length"].items():
+            print(f"| {r['split']} | {length} | {n} | {w:.3f} |")
     return 0
 
 

@@ -63,3 +63,24 @@ def test_short_training_texts_are_lone_words_and_fragments_but_never_a_held_out_
     assert not plain & {"sunday", "eleventh", "b", "transfer", "echo"}
     assert {"monday", "twelfth", "c", "bravo"} <= plain  # their neighbours are trained on
     assert any(t[0].isupper() for t in texts) and any(t.endswith(".") for t in texts)
+
+
+def test_eval_reports_lone_words_phrases_and_sentences_apart():
+    from voxprompt.models.evaluate import wer_by_length
+
+    refs = ["Eight.", "<beep>", "Thank you.", "Press 1 to mute or unmute yourself.", "tilde"]
+    hyps = ["h", "", "Thank you!", "Press one to mute or unmute yourself", "tilde"]
+    # normalised: "one" == "1", punctuation and case dropped; "<beep>" has no words to score
+    assert wer_by_length(refs, hyps) == {"1 word": (2, 0.5), "2-4 words": (1, 0.0), "5+ words": (1, 0.0)}
+
+
+def test_the_wer_interval_holds_the_wer_and_narrows_with_more_clips():
+    from voxprompt.models.evaluate import wer_interval
+
+    refs = ["press one now", "leave a message", "call me back", "the pound key", "the conference is locked"] * 4
+    hyps = ["press one now", "leave message", "fall we back", "the pound key", "the conference is locked"] * 4
+    low, high = wer_interval(refs, hyps)
+    assert low < wer(refs, hyps) < high
+    wide_low, wide_high = wer_interval(refs[:5], hyps[:5])
+    assert wide_high - wide_low > high - low
+    assert wer_interval(refs, refs) == (0.0, 0.0)
