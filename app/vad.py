@@ -178,13 +178,10 @@ class VadSegmenter:
                              max(0, self._pre_roll - lead) * self.frame, max(0, self._tail - trail) * self.frame)
 
     def _close(self, n_frames: int) -> SpeechSegment | None:
-        voiced = self._voiced
-        segment = self._segment(n_frames) if n_frames else None
+        segment = self._segment(n_frames) if n_frames and self._voiced >= self._min_voiced else None
         # What follows the kept tail is silence: it becomes the next segment's pre-roll.
         self._history.extend(self._frames[n_frames:])
         self._frames, self._energy, self._voiced_at, self._voiced, self._last_voiced = [], [], [], 0, -1
-        if segment is None or voiced < self._min_voiced:
-            return None
         return segment
 
     def _split(self) -> SpeechSegment:
