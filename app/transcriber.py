@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Hashable, Iterator
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Transcriber:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
 
-    def request(self, key, segment: SpeechSegment) -> Request:
+    def request(self, key: Hashable, segment: SpeechSegment) -> Request:
         """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it."""
         speech = self.encoder(segment.framed())
         return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech))

@@ -34,12 +34,17 @@ def normalize(text: str) -> str:
     return _english_normalizer()(text)
 
 
+def scored_pairs(references: list[str], hypotheses: list[str]) -> list[tuple[str, str]]:
+    """Normalised (reference, hypothesis) pairs, less those whose reference has no words ("<beep>")."""
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
+    return [(r, h) for r, h in pairs if r]
+
+
 def wer(references: list[str], hypotheses: list[str]) -> float:
     """Corpus WER (errors / reference words) over pairs whose reference is not empty."""
     import jiwer
 
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
-    pairs = [(r, h) for r, h in pairs if r]
+    pairs = scored_pairs(references, hypotheses)
     if not pairs:
         return 0.0
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
@@ -51,8 +56,7 @@ def wer_interval(references: list[str], hypotheses: list[str], level: float = 0.
     a point or two of chance either way, and two models closer than that are not told apart."""
     import jiwer
 
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
-    pairs = [(r, h) for r, h in pairs if r]
+    pairs = scored_pairs(references, hypotheses)
     if not pairs:
         return 0.0, 0.0
     errors, words = np.zeros(len(pairs)), np.zeros(len(pairs))
