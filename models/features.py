@@ -50,3 +50,27 @@ def read_frames(path: Path) -> list[np.ndarray]:
         offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
         frames = data["frames"]
         return [frames[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def main() -> None:
+    """Write the frame caches of every shard in a corpus ahead of training (several processes may share it)."""
+    import argparse
+
+    from voxprompt.models.whisper import load_whisper_encoder
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--encoder", default="tiny.en")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--part", default="0/1", help="K/N: this process encodes every N-th shard from the K-th")
+    args = parser.parse_args()
+    k, n = (int(x) for x in args.part.split("/"))
+    encoder = load_whisper_encoder(args.encoder, args.device)
+    audio_shards = sorted(p for p in args.data.glob("*-[0-9][0-9][0-9][0-9].npz"))
+    for shard in audio_shards[k::n]:
+        encode_shard(shard, encoder, args.encoder, args.device)
+    print(f"part {args.part}: {len(audio_shards[k::n])} shards encoded")
+
+
+if __name__ == "__main__":
+    main()

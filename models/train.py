@@ -23,17 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from voxprompt.manifest import DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND
-from voxprompt.models.assets import smollm2_gguf, whisper_asset
+from voxprompt.models.assets import smollm2_gguf
 from voxprompt.models.ctc_head import CtcHeadWeights
-from voxprompt.models.ctranslate2 import read_ct2_model
 from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
 from voxprompt.models.features import encode_shard, read_frames
 from voxprompt.models.frontend import ENCODER_FRAMES_PER_SECOND
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
-from voxprompt.models.whisper import WhisperEncoder
-from voxprompt.models.whisper_dims import WhisperDims
+from voxprompt.models.whisper import load_whisper_encoder
 
 
 @dataclass
@@ -58,7 +56,7 @@ class TrainConfig:
     eval_every: int = 500
     eval_size: int = 100
     checkpoint_every: int = 250
-    deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time
+    deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time (from launch)
     init_from: str = ""  # a run's checkpoint.pt to start from (a projector stacking fewer frames is widened)
     seed: int = 0
     device: str = "cpu"
@@ -154,9 +152,11 @@ def _pad_frames(batch: list[Example], stack: int, device: str) -> tuple[torch.Te
 def ctc_loss(head: CtcHead, speech: torch.Tensor, lengths: torch.Tensor, batch: list[Example]) -> torch.Tensor:
     log_probs = F.log_softmax(head(speech).float(), dim=-1).transpose(0, 1)  # [n, b, c]
     targets = [head.targets(e.tokens) for e in batch]
-    flat = torch.tensor([t for ts in targets for t in ts], dtype=torch.long)
-    target_lengths = torch.tensor([len(ts) for ts in targets])
-    return F.ctc_loss(log_probs, flat, lengths * head.frames_per_vector, target_lengths, blank=0, zero_infinity=True)
+    device = log_probs.device
+    flat = torch.tensor([t for ts in targets for t in ts], dtype=torch.long, device=device)
+    target_lengths = torch.tensor([len(ts) for ts in targets], device=device)
+    return F.ctc_loss(log_probs, flat, lengths.to(device) * head.frames_per_vector, target_lengths, blank=0,
+                      zero_infinity=True)
 
 
 class Stage2Batch:
@@ -280,13 +280,13 @@ def widened_projector_state(old: dict[str, torch.Tensor], d_in: int) -> dict[str
 class Trainer:
     def __init__(self, config: TrainConfig, data: Path, out: Path, log=print):
         self.config, self.data, self.out, self.log = config, data, out, log
+        self.started = time.time()  # the deadline counts loading too: a lent machine's clock runs from here
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         if config.threads:
             torch.set_num_threads(config.threads)
         device = config.device
-        ct2 = read_ct2_model(whisper_asset(config.encoder).model_bin)
-        encoder = WhisperEncoder(ct2, WhisperDims.from_ct2(ct2)).eval().to(device)
+        encoder = load_whisper_encoder(config.encoder, device)
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
@@ -309,7 +309,6 @@ class Trainer:
         self.stop = {self.prompt_ids["end"][0], self.tokenizer.eos_token_id}
         self.rng = random.Random(config.seed)
         self.history: list[dict] = []
-        self.started = time.time()
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:

@@ -164,3 +164,12 @@ class Whisper(nn.Module):
                 break
             tokens.append(nxt)
         return tokens[len(prompt):]
+
+
+def load_whisper_encoder(name: str, device: str = "cpu") -> WhisperEncoder:
+    """The installed Whisper checkpoint's encoder (frozen, in eval mode) on `device`."""
+    from voxprompt.models.assets import whisper_asset
+    from voxprompt.models.ctranslate2 import read_ct2_model
+
+    ct2 = read_ct2_model(whisper_asset(name).model_bin)
+    return WhisperEncoder(ct2, WhisperDims.from_ct2(ct2)).eval().to(device)
