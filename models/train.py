@@ -185,6 +185,32 @@ def lm_loss(model, b: Stage2Batch) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), b.labels[:, 1:].flatten(), ignore_index=-100)
 
 
+class PhaseClock:
+    """Where a step's time goes (batch, forward, backward, update), measured on the steps that are logged:
+    a GPU runs ahead of Python, so each mark waits for it, which only those steps can afford."""
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+        self.marks: list[tuple[str, float]] = []
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self.marks = [("start", self._now())]
+
+    def mark(self, phase: str) -> None:
+        if self.marks:
+            self.marks.append((phase, self._now()))
+
+    def report(self) -> str:
+        spans = [f"{name} {1000 * (t - before):.0f}" for (name, t), (_, before) in zip(self.marks[1:], self.marks)]
+        self.marks = []
+        return "ms: " + ", ".join(spans)
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -428,6 +454,7 @@ class Trainer:
         self.llm.train()
         t0 = time.time()
         deadline = self.started + c.deadline_minutes * 60 if c.deadline_minutes else None
+        clock = PhaseClock(c.device)
         for step in range(start, c.stage2_steps):
             if deadline and time.time() > deadline:
                 self.log(f"deadline reached at stage 2 step {step}")
@@ -440,21 +467,27 @@ class Trainer:
                 progress = max(progress, (time.time() - t0) / max(1.0, deadline - t0))
             for g in opt.param_groups:
                 g["lr"] = lr_at(int(progress * c.stage2_steps), c.stage2_steps, g["base"], c.warmup)
+            if step % 25 == 0:
+                clock.start()
             batch = self.batch(c.stage2_batch)
             frames, lengths = _pad_frames(batch, c.stack, c.device)
+            clock.mark("batch")
             with self.autocast():
                 speech = self.projector(frames)
                 b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)
                 lm = lm_loss(self.llm, b)
                 ctc = ctc_loss(self.ctc, speech, lengths, batch)
                 loss = lm + c.ctc_weight * ctc
+            clock.mark("forward")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            clock.mark("backward")
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
             opt.step()
+            clock.mark("update")
             if step % 25 == 0:
                 self.log(f"stage 2 step {step} lm {lm.item():.3f} ctc {ctc.item():.3f} "
-                         f"({(time.time() - t0) / (step - start + 1):.2f} s/step)")
+                         f"({(time.time() - t0) / (step - start + 1):.2f} s/step; {clock.report()})")
             if (step + 1) % c.eval_every == 0 or step + 1 == c.stage2_steps:
                 self.llm.eval()
                 self.evaluate(2, step + 1)

@@ -43,7 +43,8 @@ class Attention(nn.Module):
         else:
             self.qkv, self.out = _linear(m, f"{prefix}/linear_0"), _linear(m, f"{prefix}/linear_1")
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(self, x: Tensor, memory: Tensor | None = None, causal: bool = False,
+                mask: Tensor | None = None) -> Tensor:
         h = self.norm(x)
         if self.cross:
             q, (k, v) = self.q(h), self.kv(memory).chunk(2, dim=-1)
@@ -51,7 +52,7 @@ class Attention(nn.Module):
             q, k, v = self.qkv(h).chunk(3, dim=-1)
         b, t, d = q.shape
         split = lambda z: z.view(b, z.shape[1], self.n_head, d // self.n_head).transpose(1, 2)
-        y = F.scaled_dot_product_attention(split(q), split(k), split(v), is_causal=causal)
+        y = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask, is_causal=causal)
         return x + self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
