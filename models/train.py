@@ -460,7 +460,8 @@ class Trainer:
                 self.log(f"deadline reached at stage 2 step {step}")
                 self.llm.eval()
                 self.export()  # first: the evaluation below may be cut short from outside
-                self.evaluate(2, step)
+                if not self.history or self.history[-1]["step"] != step:  # not evaluated just now
+                    self.evaluate(2, step)
                 break
             progress = step / c.stage2_steps
             if deadline:  # with a time budget the schedule follows the clock, so it decays before the end

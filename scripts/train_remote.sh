@@ -17,7 +17,7 @@ RESULTS=${RESULTS:-$REPO/runs/remote}
 N_TRAIN=${N_TRAIN:-40000}
 DEVICE=${DEVICE:-cuda}
 CALL_SECONDS=${CALL_SECONDS:-570}  # the train call's own limit: training stops in time to export
-EXPORT_SECONDS=${EXPORT_SECONDS:-60}  # kept for the last evaluation and export
+EXPORT_SECONDS=${EXPORT_SECONDS:-90}  # kept for the last evaluation and export (about 40 s for 80 clips)
 FEATURE_WORKERS=${FEATURE_WORKERS:-4}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 PYTHON=${PYTHON:-python3}
@@ -72,6 +72,7 @@ train)
   while [ ! -f "$DATA/ready" ] && [ $(( $(date +%s) - started )) -lt $((CALL_SECONDS / 2)) ]; do sleep 2; done
   tail -c 2000 /tmp/vp-prepare.log | tr '\r' '\n' | tail -4
   mkdir -p "$RESULTS"
+  cp /tmp/vp-prepare.log "$RESULTS/prepare.log"
   init=()
   [ -f "$BUNDLE/init.pt" ] && init=(--init-from "$BUNDLE/init.pt")
   minutes=$("$PYTHON" -c "print(max(1.0, ($CALL_SECONDS - ($(date +%s) - $started) - $EXPORT_SECONDS) / 60))")
@@ -79,7 +80,6 @@ train)
   "$PYTHON" -m voxprompt.models.train --data "$DATA" --out "$RESULTS" --device "$DEVICE" \
     --deadline-minutes "$minutes" --checkpoint-every 1000000000 "${init[@]}" $TRAIN_ARGS \
     > "$RESULTS/train.log" 2>&1 || { tail -30 "$RESULTS/train.log"; exit 1; }
-  cp /tmp/vp-prepare.log "$RESULTS/prepare.log"
   grep -v "^stage 2 step" "$RESULTS/train.log" | tail -20
   ;;
 *)
