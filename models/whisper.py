@@ -108,10 +108,14 @@ class WhisperEncoder(nn.Module):
         conv.bias.data.copy_(torch.from_numpy(np.array(m[f"{name}/bias"], dtype=np.float32)))
         return conv
 
+    def embed_mel(self, mel: Tensor) -> Tensor:
+        """[b, n_mels, frames] -> [b, frames // 2, d]: the convolutions and positions, before any block."""
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
+        return x + self.positions[: x.shape[1]]
+
     def forward_mel(self, mel: Tensor) -> Tensor:
         """[b, n_mels, frames] -> [b, frames // 2, d]; any length up to 30 s (the table is sliced)."""
-        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
-        x = x + self.positions[: x.shape[1]]
+        x = self.embed_mel(mel)
         for attn, ffn in self.blocks:
             x = ffn(attn(x))
         return self.ln_post(x)
@@ -119,6 +123,57 @@ class WhisperEncoder(nn.Module):
     def forward(self, pcm: Tensor) -> Tensor:
         """[b, samples] 16 kHz PCM, padded by frontend.pad_waveform -> [b, samples // 320, d]."""
         return self.forward_mel(self.log_mel(pcm))
+
+
+class EncoderBelow(nn.Module):
+    """PCM -> the frames that enter the encoder's last `n` blocks: what training caches when it adapts them."""
+
+    def __init__(self, encoder: WhisperEncoder, n: int):
+        super().__init__()
+        self.encoder, self.n = encoder, n
+
+    def forward(self, pcm: Tensor) -> Tensor:
+        x = self.encoder.embed_mel(self.encoder.log_mel(pcm))
+        for attn, ffn in list(self.encoder.blocks)[: len(self.encoder.blocks) - self.n]:
+            x = ffn(attn(x))
+        return x
+
+
+class EncoderTop(nn.Module):
+    """The encoder's last `n` blocks and final norm, trained with the bridge on frames cached below them."""
+
+    def __init__(self, encoder: WhisperEncoder, n: int):
+        super().__init__()
+        self.first = len(encoder.blocks) - n
+        self.blocks = nn.ModuleList(list(encoder.blocks)[self.first:])
+        self.ln_post = encoder.ln_post
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """[b, t, d] frames; lengths: real frames per row, so that no frame attends to a batch's padding."""
+        mask = None
+        if lengths is not None:
+            mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None])[:, None, None]
+        for attn, ffn in self.blocks:
+            x = ffn(attn(x, mask=mask))
+        return self.ln_post(x)
+
+    def ct2_variables(self) -> dict[str, np.ndarray]:
+        """Its weights under CTranslate2's names: laid over the installed model, they give the adapted encoder."""
+        out: dict[str, np.ndarray] = {}
+
+        def put(prefix: str, module: nn.Module) -> None:
+            names = ("gamma", "beta") if isinstance(module, nn.LayerNorm) else ("weight", "bias")
+            for name, tensor in zip(names, (module.weight, module.bias)):
+                out[f"{prefix}/{name}"] = tensor.detach().float().cpu().numpy()
+
+        for i, (attn, ffn) in enumerate(self.blocks, start=self.first):
+            prefix = f"encoder/layer_{i}"
+            for name, module in (("self_attention/layer_norm", attn.norm), ("self_attention/linear_0", attn.qkv),
+                                 ("self_attention/linear_1", attn.out), ("ffn/layer_norm", ffn.norm),
+                                 ("ffn/linear_0", ffn.up), ("ffn/linear_1", ffn.down)):
+                put(f"{prefix}/{name}", module)
+        put("encoder/layer_norm", self.ln_post)
+        return out
 
 
 class WhisperDecoder(nn.Module):
