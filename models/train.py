@@ -545,7 +545,7 @@ class Trainer:
         self.projector.to_weights().save(self.out / f"projector-{c.encoder}.npz")
         self.ctc.to_weights().save(self.out / f"ctc-{c.encoder}.npz")  # joint CTC/LLM decoding
         if self.encoder_top is not None:  # laid over the installed Whisper weights when encoder.onnx is built
-            np.savez(self.out / f"encoder-{c.encoder}.npz", **self.encoder_top.ct2_variables())
+            self.encoder_top.save(self.out / f"encoder-{c.encoder}.npz")
         if hasattr(self.llm, "peft_config"):  # stage 2 has begun
             export_lora_gguf(self.llm, self.out / f"lora-{c.encoder}.gguf", c.lora_alpha)
         (self.out / "train-config.json").write_text(json.dumps(asdict(c), indent=1))

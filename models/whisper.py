@@ -175,6 +175,10 @@ class EncoderTop(nn.Module):
         put("encoder/layer_norm", self.ln_post)
         return out
 
+    def save(self, path) -> None:
+        """ct2_variables() as an .npz of float16, the precision Whisper's own weights ship in."""
+        np.savez(path, **{name: w.astype(np.float16) for name, w in self.ct2_variables().items()})
+
 
 class WhisperDecoder(nn.Module):
     def __init__(self, m: CT2Model, dims: WhisperDims):
