@@ -227,7 +227,7 @@ class Whisper(nn.Module):
 
 
 def load_whisper_encoder(name: str, device: str = "cpu") -> WhisperEncoder:
-    """The installed Whisper checkpoint's encoder (frozen, in eval mode) on `device`."""
+    """The installed Whisper checkpoint's encoder, in eval mode, on `device`."""
     from voxprompt.models.assets import whisper_asset
     from voxprompt.models.ctranslate2 import read_ct2_model
 

@@ -61,7 +61,7 @@ check)  # between the carrying calls: the training imports resolve, and how far 
   link_package
   "$PYTHON" -c "import torch, transformers, peft, voxprompt.models.train
 print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
-  tail -c 3000 /tmp/vp-prepare.log | tr '\r' '\n' | grep -v '^ *$' | tail -4
+  tail -c 3000 /tmp/vp-prepare.log | tr '\r' '\n' | grep -v '^ *$' | tail -4 || true  # empty early on
   ls "$DATA" | wc -l
   ;;
 train)
