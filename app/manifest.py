@@ -58,6 +58,7 @@ class EncoderSpec:
     max_seconds: float  # longest segment the encoder accepts (the VAD splits longer speech)
     providers_hint: str = "any"
     min_samples: int = 0  # shorter segments are zero-padded to this (strided convolutions need a few frames)
+    window_samples: int = 0  # > 0: the graph encodes each input inside this many samples of zeros (Whisper's 30 s)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ over them) + the projector committed in models/trained/ (or, before training, a 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024
-BUILDER_VERSION = 3  # bump when the build recipe changes, so cached default models are rebuilt
+BUILDER_VERSION = 4  # bump when the build recipe changes, so cached default models are rebuilt
 CTC_WEIGHT = 0.5  # joint decoding, chosen on held-out voices' clips 150-300 (scored on clips 0-150)
 
 
@@ -52,6 +53,17 @@ def trained_ctc_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
 def trained_encoder_path(encoder: str, trained: Path = TRAINED_DIR) -> Path:
     """Encoder weights a run adapted (`--encoder-top-blocks`), under CTranslate2's names; absent when frozen."""
     return trained / f"encoder-{encoder}.npz"
+
+
+def trained_config_path(trained: Path = TRAINED_DIR) -> Path:
+    return trained / "train-config.json"
+
+
+def encoder_window(trained: Path = TRAINED_DIR) -> int:
+    """Samples of Whisper's window the run encoded its training speech in (0: each clip on its own length):
+    inference must encode the same way."""
+    path = trained_config_path(trained)
+    return MAX_SAMPLES if path.exists() and json.loads(path.read_text()).get("encoder_window") else 0
 
 
 def adapted_whisper(ct2: CT2Model, encoder: str, trained: Path = TRAINED_DIR) -> tuple[CT2Model, str]:
@@ -94,7 +106,7 @@ def recipe_key(encoder: str, quant: str) -> str:
     """Names a build: a retrained projector or a new recipe gives a new cache entry."""
     digest = hashlib.sha256(f"{FORMAT_VERSION}:{BUILDER_VERSION}:{encoder}:{quant}:{MERGE_ADAPTER}".encode())
     for trained in (trained_projector_path(encoder), trained_adapter_path(encoder), trained_ctc_path(encoder),
-                    trained_encoder_path(encoder)):
+                    trained_encoder_path(encoder), trained_config_path()):
         if trained.exists():
             digest.update(trained.read_bytes())
     return digest.hexdigest()[:12]
@@ -119,8 +131,10 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         d_encoder = ct2["encoder/conv1/weight"].shape[0]
         d_llm = llm_width(source_gguf)
         projector, projector_note = default_projector(encoder, d_encoder, d_llm, trained)
-        log(f"writing encoder.onnx (encoder {encoder_note}; projector {projector_note})")
-        build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx")
+        window = encoder_window(trained) if projector_note.startswith("trained") else 0
+        log(f"writing encoder.onnx (encoder {encoder_note}{', in the 30 s window' if window else ''}; "
+            f"projector {projector_note})")
+        build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx", window_samples=window)
         adapter_path = trained_adapter_path(encoder, trained) if with_adapter else None
         if adapter_path is not None and not adapter_path.exists():
             adapter_path = None
@@ -146,7 +160,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=ENCODER_FRAMES_PER_SECOND / projector.dims.stack,
-                                max_seconds=MAX_SAMPLES / SAMPLE_RATE),
+                                max_seconds=MAX_SAMPLES / SAMPLE_RATE, window_samples=window),
             llm=LlmSpec(file="llm.gguf", name="SmolLM2-135M-Instruct", width=d_llm, quantization=quant,
                         adapter=adapter),
             prompt=DEFAULT_PROMPT,

@@ -2,6 +2,8 @@
 
 Graph: pcm [b, samples] -> log-mel (STFT as a strided Conv) -> conv/GELU x2 -> pre-LN transformer
 -> stack `projector.stack` frames -> LayerNorm -> Linear -> GELU -> Linear -> speech [b, n, d_llm].
+With a window, the pcm is zero-padded to the window inside the graph (Whisper's 30 s, the only input
+length Whisper was trained on) and only the frames of the real samples go on to the projector.
 The PyTorch twin is models/whisper.py + models/speech_llm.py; the tests hold the two together.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from voxprompt.models.ctranslate2 import CT2Model
-from voxprompt.models.frontend import FRAMES_PER_PAD_UNIT, HOP_LENGTH, N_FFT, dft_basis, mel_filters
+from voxprompt.models.frontend import ENCODER_STRIDE, FRAMES_PER_PAD_UNIT, HOP_LENGTH, N_FFT, dft_basis, mel_filters
 from voxprompt.models.projector import ProjectorWeights
 from voxprompt.models.whisper_dims import WhisperDims
 
@@ -106,14 +108,28 @@ def _pad_to_whole_vectors(g: _Graph, x: str, n_frames: str, stack: int) -> str:
     return g.op("Pad", x, pads)
 
 
-def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: str | Path) -> None:
-    """Write encoder.onnx: pcm [b, samples] (a multiple of the pad unit) -> speech [b, n, d_llm]."""
+def _pad_to_window(g: _Graph, pcm: str, window_samples: int) -> tuple[str, str]:
+    """Zeros after the pcm up to the window; returns it and the pcm's own frame count (samples // 320)."""
+    samples = g.op("Slice", g.op("Shape", pcm), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)))
+    missing = g.op("Max", g.op("Sub", g.const(np.array([window_samples], np.int64)), samples),
+                   g.const(np.array([0], np.int64)))
+    padded = g.op("Pad", pcm, g.op("Concat", g.const(np.zeros(3, np.int64)), missing, axis=0))
+    own_frames = g.op("Div", samples, g.const(np.array([HOP_LENGTH * ENCODER_STRIDE], np.int64)))
+    return padded, own_frames
+
+
+def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: str | Path,
+                               window_samples: int = 0) -> None:
+    """Write encoder.onnx: pcm [b, samples] (a multiple of the pad unit) -> speech [b, n, d_llm].
+
+    window_samples > 0: each input is encoded inside a window of that many samples (zeros after it)."""
     dims = WhisperDims.from_ct2(m)
     if projector.dims.d_encoder != dims.n_audio_state:
         raise ValueError(f"projector expects {projector.dims.d_encoder}-wide frames, "
                          f"the Whisper encoder gives {dims.n_audio_state}")
     g = _Graph()
-    mel = _log_mel(g, "pcm", dims.n_mels)
+    pcm, own_frames = _pad_to_window(g, "pcm", window_samples) if window_samples else ("pcm", None)
+    mel = _log_mel(g, pcm, dims.n_mels)
     x = g.gelu(g.op("Conv", mel, g.const(m["encoder/conv1/weight"]), g.const(m["encoder/conv1/bias"]), pads=[1, 1]))
     x = g.gelu(g.op("Conv", x, g.const(m["encoder/conv2/weight"]), g.const(m["encoder/conv2/bias"]), pads=[1, 1], strides=[2]))
     x = g.op("Transpose", x, perm=[0, 2, 1])  # [b, t, d]
@@ -124,6 +140,9 @@ def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: s
         x = _attention(g, x, m, f"encoder/layer_{i}/self_attention", dims.n_audio_head, dims.n_audio_state)
         x = _feed_forward(g, x, m, f"encoder/layer_{i}/ffn")
     x = g.layer_norm(x, m["encoder/layer_norm/gamma"], m["encoder/layer_norm/beta"])
+    if own_frames is not None:  # the window's zeros were context; only the pcm's own frames are speech
+        x = g.op("Slice", x, g.const(np.array([0], np.int64)), own_frames, g.const(np.array([1], np.int64)))
+        n_frames = own_frames
 
     p = projector
     x = _pad_to_whole_vectors(g, x, n_frames, p.dims.stack)

@@ -1,7 +1,9 @@
 """Cached speech-encoder frames for training (the encoder is frozen: it runs once per utterance).
 
 Each utterance is padded by the inference padding policy and encoded on its own length, so training
-sees exactly the frames inference will produce. Frames are stored as float16 next to the audio shard.
+sees exactly the frames inference will produce; with `window`, it is encoded inside Whisper's full
+30 s window of zeros, as Whisper was trained, and only its own frames are kept. Frames are stored as
+float16 next to the audio shard.
 """
 from __future__ import annotations
 
@@ -12,21 +14,32 @@ import torch
 
 from voxprompt.models.dataset import read_shard
 from voxprompt.models.frontend import pad_waveform
+from voxprompt.models.whisper import InWindow
+
+
+WINDOW_SUFFIX = "-window"  # cache name of frames encoded in the 30 s window
 
 
 def features_path(shard: Path, encoder_name: str) -> Path:
     return shard.with_name(f"{shard.stem}.{encoder_name}.frames.npz")
 
 
+def cache_name(encoder_name: str, window: bool) -> str:
+    return encoder_name + (WINDOW_SUFFIX if window else "")
+
+
 @torch.no_grad()
-def encode_shard(shard: Path, encoder: torch.nn.Module, encoder_name: str, device: str = "cpu") -> Path:
+def encode_shard(shard: Path, encoder: torch.nn.Module, encoder_name: str, device: str = "cpu",
+                 window: bool = False) -> Path:
     """Write (once) the encoder frames of every utterance in an audio shard; returns their path."""
-    out = features_path(shard, encoder_name)
+    out = features_path(shard, cache_name(encoder_name, window))
     if out.exists():
         return out
     utterances = read_shard(shard)
     padded = [pad_waveform(u.audio) for u in utterances]
     frames: list[np.ndarray | None] = [None] * len(padded)
+    if window:
+        encoder = InWindow(encoder)
     # Batch only utterances of the same padded length: padding further would change the frames.
     by_length: dict[int, list[int]] = {}
     for i, pcm in enumerate(padded):
@@ -56,6 +69,8 @@ def main() -> None:
     """Write the frame caches of every shard in a corpus ahead of training (several processes may share it)."""
     import argparse
 
+    from rich.progress import track
+
     from voxprompt.models.whisper import load_whisper_encoder
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -63,12 +78,15 @@ def main() -> None:
     parser.add_argument("--encoder", default="tiny.en")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--part", default="0/1", help="K/N: this process encodes every N-th shard from the K-th")
+    parser.add_argument("--window", action="store_true", help="encode in Whisper's 30 s window")
+    parser.add_argument("--splits", default="", help="comma-separated splits to encode (default: all)")
     args = parser.parse_args()
     k, n = (int(x) for x in args.part.split("/"))
     encoder = load_whisper_encoder(args.encoder, args.device)
-    audio_shards = sorted(p for p in args.data.glob("*-[0-9][0-9][0-9][0-9].npz"))
-    for shard in audio_shards[k::n]:
-        encode_shard(shard, encoder, args.encoder, args.device)
+    audio_shards = sorted(p for p in args.data.glob("*-[0-9][0-9][0-9][0-9].npz")
+                          if not args.splits or p.stem.rsplit("-", 1)[0] in args.splits.split(","))
+    for shard in track(audio_shards[k::n], description=f"encoding part {args.part}"):
+        encode_shard(shard, encoder, args.encoder, args.device, window=args.window)
     print(f"part {args.part}: {len(audio_shards[k::n])} shards encoded")
 
 

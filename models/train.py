@@ -44,6 +44,9 @@ class TrainConfig:
     projector_hidden: int = 1024
     encoder_top_blocks: int = 0  # > 0: the encoder's last blocks train with the bridge (frames cached below them)
     encoder_lr: float = 1e-4
+    time_mask: float = 0.0  # SpecAugment on the cached frames: about this fraction of frames zeroed, in 100 ms spans
+    channel_mask: float = 0.0  # and one band of this fraction of the frame's channels zeroed per example
+    encoder_window: bool = False  # encode each utterance inside Whisper's 30 s window (as Whisper was trained)
     stage1_steps: int = 1500
     stage1_batch: int = 32
     stage1_lr: float = 1e-3
@@ -84,10 +87,11 @@ def load_llm(device: str):
     return model.to(device), tokenizer
 
 
-def load_split(data: Path, split: str, encoder, encoder_name: str, tokenizer, device: str) -> list[Example]:
+def load_split(data: Path, split: str, encoder, encoder_name: str, tokenizer, device: str,
+               window: bool = False) -> list[Example]:
     examples = []
     for shard in shards(data, split):
-        frames = read_frames(encode_shard(shard, encoder, encoder_name, device))
+        frames = read_frames(encode_shard(shard, encoder, encoder_name, device, window))
         for f, u in zip(frames, read_shard(shard)):
             tokens = tokenizer(u.text, add_special_tokens=False)["input_ids"]
             examples.append(Example(f, tokens, u.text, u.source))
@@ -138,7 +142,7 @@ class CtcHead(nn.Module):
         vocab = sorted(self.index, key=self.index.get)
         upsample = [] if self.upsample is None else [t.detach().float().cpu().numpy()
                                                       for t in (self.upsample.weight, self.upsample.bias)]
-        return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale), np.array(vocab, np.int32),
+        return CtcHeadWeights(self.blank.detach().float().cpu().numpy(), float(self.scale.detach()), np.array(vocab, np.int32),
                               *upsample)
 
 
@@ -168,6 +172,28 @@ def _pad_frames(batch: list[Example], stack: int, device: str) -> tuple[torch.Te
         x[i, : len(e.frames)] = torch.from_numpy(e.frames.astype(np.float32))
     lengths = torch.tensor([-(-len(e.frames) // stack) for e in batch])
     return x.to(device), lengths
+
+
+def mask_frames(frames: torch.Tensor, time_mask: float, channel_mask: float, generator: torch.Generator,
+                span: int = 5) -> torch.Tensor:
+    """SpecAugment on encoder frames [b, t, d]: spans of `span` frames, each frame starting one with
+    probability time_mask / span, and one random band of channels per row, set to zero. Training only:
+    it keeps the bridge from leaning on any one stretch or channel of the voices it has heard."""
+    b, t, d = frames.shape
+    keep = torch.ones(b, t, 1)
+    if time_mask > 0:
+        starts = torch.rand(b, t, generator=generator) < time_mask / span
+        covered = torch.zeros(b, t + span, dtype=torch.bool)
+        for k in range(span):
+            covered[:, k: k + t] |= starts
+        keep = keep * (~covered[:, :t]).float()[..., None]
+    channels = torch.ones(b, 1, d)
+    width = int(channel_mask * d)
+    if width:
+        first = torch.randint(0, d - width + 1, (b,), generator=generator)
+        band = (torch.arange(d)[None] >= first[:, None]) & (torch.arange(d)[None] < first[:, None] + width)
+        channels = (~band).float()[:, None, :]
+    return frames * (keep * channels).to(frames.device)
 
 
 def ctc_loss(head: CtcHead, speech: torch.Tensor, lengths: torch.Tensor, batch: list[Example]) -> torch.Tensor:
@@ -335,15 +361,19 @@ class Trainer:
         device = config.device
         encoder = load_whisper_encoder(config.encoder, device)
         top = config.encoder_top_blocks
+        if top and config.encoder_window:
+            raise SystemExit("--encoder-window and --encoder-top-blocks cannot be combined: the adapted blocks "
+                             "are trained on each utterance's own frames; drop one of them")
         # Frames are cached where the frozen part of the encoder ends.
         cached, cache_name = (EncoderBelow(encoder, top), f"{config.encoder}.below{top}") if top else (encoder, config.encoder)
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
-        self.train = [e for split in config.splits.split(",")
-                      for e in load_split(data, split.strip(), cached, cache_name, self.tokenizer, device)]
-        self.heldout = load_split(data, "heldout", cached, cache_name, self.tokenizer, device)
-        self.real_dev = load_split(data, "real_dev", cached, cache_name, self.tokenizer, device)
+        splits = {split.strip(): load_split(data, split.strip(), cached, cache_name, self.tokenizer, device,
+                                            config.encoder_window)
+                  for split in [*config.splits.split(","), "heldout", "real_dev"]}
+        self.heldout, self.real_dev = splits.pop("heldout"), splits.pop("real_dev")
+        self.train = [e for examples in splits.values() for e in examples]
         self.encoder_top = EncoderTop(encoder, top).train().to(device) if top else None
         del encoder, cached
         log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train, {len(self.heldout)} held-out "
@@ -360,11 +390,20 @@ class Trainer:
                            "end": tok(DEFAULT_PROMPT.stop[0])}
         self.stop = {self.prompt_ids["end"][0], self.tokenizer.eos_token_id}
         self.rng = random.Random(config.seed)
+        self.mask_rng = torch.Generator().manual_seed(config.seed)
         self.history: list[dict] = []
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:
         return [self.train[self.rng.randrange(len(self.train))] for _ in range(size)]
+
+    def frames(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch's frames, padded (and masked when the config asks for SpecAugment)."""
+        c = self.config
+        frames, lengths = _pad_frames(batch, c.stack, c.device)
+        if c.time_mask or c.channel_mask:
+            frames = mask_frames(frames, c.time_mask, c.channel_mask, self.mask_rng)
+        return frames, lengths
 
     def autocast(self):
         return torch.autocast(device_type=self.config.device.split(":")[0], dtype=torch.bfloat16)
@@ -386,7 +425,7 @@ class Trainer:
     def save(self, stage: int, step: int, optimizer) -> None:
         state = {"stage": stage, "step": step, "projector": self.projector.state_dict(),
                  "ctc": self.ctc.state_dict(), "optimizer": optimizer.state_dict(), "history": self.history,
-                 "rng": self.rng.getstate()}
+                 "rng": self.rng.getstate(), "mask_rng": self.mask_rng.get_state()}
         if stage == 2:
             state["lora"] = {k: v for k, v in self.llm.state_dict().items() if "lora_" in k}
         if self.encoder_top is not None:
@@ -406,6 +445,8 @@ class Trainer:
             self.encoder_top.load_state_dict(state["encoder_top"])
         self.history = state["history"]
         self.rng.setstate(state["rng"])
+        if "mask_rng" in state:
+            self.mask_rng.set_state(state["mask_rng"])
         return state
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -461,7 +502,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, c.stage1_steps, g["base"], c.warmup)
             batch = self.batch(c.stage1_batch)
-            frames, lengths = _pad_frames(batch, c.stack, c.device)
+            frames, lengths = self.frames(batch)
             with self.autocast():
                 loss = ctc_loss(self.ctc, self.bridge(frames, frame_lengths(batch)), lengths, batch)
             opt.zero_grad(set_to_none=True)
@@ -513,7 +554,7 @@ class Trainer:
             if step % 25 == 0:
                 clock.start()
             batch = self.batch(c.stage2_batch)
-            frames, lengths = _pad_frames(batch, c.stack, c.device)
+            frames, lengths = self.frames(batch)
             clock.mark("batch")
             with self.autocast():
                 speech = self.bridge(frames, frame_lengths(batch))
@@ -560,6 +601,8 @@ def main() -> None:
     for f in TrainConfig.__dataclass_fields__.values():
         if f.type in ("int", "float", "str"):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=eval(f.type), default=f.default)
+        elif f.type == "bool":
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", default=f.default)
     args = parser.parse_args()
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__})
     Trainer(config, args.data, args.out, log=lambda m: print(m, flush=True)).run()

@@ -124,6 +124,26 @@ def test_export_of_a_training_run_uses_its_projector_and_adapter(tmp_path):
     assert m.llm.quantization == "q4_0" and m.llm.adapter == "adapter.gguf"  # never merged into 4 bits
 
 
+def test_a_run_trained_in_the_30_s_window_exports_an_encoder_that_encodes_in_it(tmp_path):
+    import json
+    import shutil
+
+    from voxprompt.export.default_model import TRAINED_DIR
+    from voxprompt.manifest import load_manifest
+    from voxprompt.models.frontend import MAX_SAMPLES
+
+    if not (TRAINED_DIR / "train-config.json").exists():
+        pytest.skip("no training run committed")
+    for window in (False, True):
+        run = tmp_path / f"run-{window}"
+        shutil.copytree(TRAINED_DIR, run)
+        config = json.loads((run / "train-config.json").read_text())
+        (run / "train-config.json").write_text(json.dumps({**config, "encoder_window": window}))
+        done = voxprompt("export", "trained", run, "--out", tmp_path / f"m-{window}", "--quant", "q4_0")
+        assert done.returncode == 0, done.stderr
+        assert load_manifest(tmp_path / f"m-{window}").encoder.window_samples == (MAX_SAMPLES if window else 0)
+
+
 def test_export_of_a_folder_that_is_no_training_run_is_one_line(tmp_path):
     done = voxprompt("export", "trained", tmp_path, "--out", tmp_path / "m")
     assert done.returncode == 2

@@ -6,10 +6,10 @@ import torch
 from voxprompt.encoder import SpeechEncoder as OrtEncoder
 from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
 from voxprompt.manifest import EncoderSpec
-from voxprompt.models.frontend import PAD_MULTIPLE
+from voxprompt.models.frontend import MAX_SAMPLES, PAD_MULTIPLE
 from voxprompt.models.projector import ProjectorDims, ProjectorWeights
 from voxprompt.models.speech_llm import Projector, SpeechEncoder
-from voxprompt.models.whisper import WhisperEncoder
+from voxprompt.models.whisper import InWindow, WhisperEncoder
 from voxprompt.models.whisper_dims import WhisperDims
 
 SPEC = EncoderSpec("encoder.onnx", "whisper-tiny.en", PAD_MULTIPLE, 12.5, 30.0)
@@ -50,6 +50,28 @@ def test_any_length_up_to_30_s_gives_50_over_stack_vectors_per_second(exported, 
     with torch.no_grad():
         theirs = reference(torch.from_numpy(exported.pad(pcm))[None])[0].numpy()
     assert np.abs(ours - theirs).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported_in_window(tmp_path_factory, tiny_ct2, projector):
+    path = tmp_path_factory.mktemp("enc") / "encoder.onnx"
+    build_whisper_encoder_onnx(tiny_ct2, projector, path, window_samples=MAX_SAMPLES)
+    return OrtEncoder(path, SPEC)
+
+
+@pytest.mark.parametrize("seconds", [0.4, 2.0, None], ids=["0.4s", "2s", "whole"])
+def test_in_the_window_onnx_matches_pytorch_encoding_inside_whisper_s_30_s(
+        exported_in_window, exported, tiny_ct2, projector, recording_audio, seconds):
+    pcm = recording_audio if seconds is None else recording_audio[: int(seconds * 16000)]
+    reference = SpeechEncoder(InWindow(WhisperEncoder(tiny_ct2, WhisperDims.from_ct2(tiny_ct2))),
+                              Projector.from_weights(projector)).eval()
+    ours = exported_in_window(pcm)
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(exported_in_window.pad(pcm))[None])[0].numpy()
+    assert ours.shape == theirs.shape == exported(pcm).shape  # the window adds context, not vectors
+    assert np.abs(ours - theirs).max() < 1e-4
+    if seconds == 0.4:  # a short clip encoded alone is far from the same clip in the window
+        assert np.abs(ours - exported(pcm)).max() > 0.1
 
 
 def test_longer_than_the_encoder_window_is_refused(exported):
