@@ -166,14 +166,12 @@ def _export(args) -> Path:
         raise ValueError(f"`voxprompt export {args.source}` needs the checkpoint directory, e.g. "
                          f"`voxprompt export {args.source} DIR --out MODEL_DIR`")
     if args.source == "trained":
-        import json
+        from voxprompt.export.default_model import build_default_model, trained_config
 
-        from voxprompt.export.default_model import build_default_model
-
-        config = Path(args.path) / "train-config.json"
-        if not config.exists():
+        config = trained_config(Path(args.path))
+        if not config:
             raise ValueError(f"{args.path}: no train-config.json; point at a `voxprompt.models.train --out` folder")
-        encoder = json.loads(config.read_text())["encoder"]
+        encoder = config["encoder"]
         return build_default_model(args.out, encoder=encoder, quant=args.quant, log=_log, trained=Path(args.path))
     if args.source == "nue-asr":
         from voxprompt.export.nue_asr import export_nue_asr

@@ -59,11 +59,18 @@ def trained_config_path(trained: Path = TRAINED_DIR) -> Path:
     return trained / "train-config.json"
 
 
-def encoder_window(trained: Path = TRAINED_DIR) -> int:
-    """Samples of Whisper's window the run encoded its training speech in (0: each clip on its own length):
-    inference must encode the same way."""
+def trained_config(trained: Path = TRAINED_DIR) -> dict:
+    """The run's TrainConfig as it wrote it ({} where there is none)."""
     path = trained_config_path(trained)
-    return MAX_SAMPLES if path.exists() and json.loads(path.read_text()).get("encoder_window") else 0
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def encoder_window(encoder: str, trained: Path = TRAINED_DIR) -> int:
+    """Samples of Whisper's window the run's projector for `encoder` was trained on (0: each clip encoded on its
+    own length, and for an untrained projector): inference must encode the same way."""
+    if not trained_projector_path(encoder, trained).exists():
+        return 0
+    return MAX_SAMPLES if trained_config(trained).get("encoder_window") else 0
 
 
 def adapted_whisper(ct2: CT2Model, encoder: str, trained: Path = TRAINED_DIR) -> tuple[CT2Model, str]:
@@ -131,7 +138,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         d_encoder = ct2["encoder/conv1/weight"].shape[0]
         d_llm = llm_width(source_gguf)
         projector, projector_note = default_projector(encoder, d_encoder, d_llm, trained)
-        window = encoder_window(trained) if projector_note.startswith("trained") else 0
+        window = encoder_window(encoder, trained)
         log(f"writing encoder.onnx (encoder {encoder_note}{', in the 30 s window' if window else ''}; "
             f"projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx", window_samples=window)
