@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxprompt.llm import FILE_PARALLEL, LlmOptions
 from voxprompt.manifest import ModelError
 from voxprompt.writers import FORMATS, format_timestamp, open_writer
 
@@ -27,7 +28,6 @@ def _resolve_model(model: str | None) -> Path:
 
 def _load_transcriber(args, parallel: int = 1):
     from voxprompt.encoder import EncoderOptions
-    from voxprompt.llm import LlmOptions
     from voxprompt.transcriber import Transcriber
 
     model_dir = _resolve_model(args.model)
@@ -261,10 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the encoder and LLM run (default: GPU when available)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
-    t.add_argument("--parallel", type=int, default=8, metavar="N",
-                   help="speech segments decoded together, across files too (default: 8; 1 is one at a time)")
-    t.add_argument("--beam", type=int, default=4, metavar="N",
-                   help="hypotheses kept per segment (default: 4; 1 is greedy, about twice as fast)")
+    t.add_argument("--parallel", type=int, default=FILE_PARALLEL, metavar="N",
+                   help=f"speech segments decoded together, across files too (default: {FILE_PARALLEL}; 1 is one at a time)")
+    t.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
+                   help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
     t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
     t.set_defaults(func=cmd_transcribe)
 
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--journal", metavar="FILE", help="where final lines are appended (default: user data dir)")
     d.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
     d.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
-    d.add_argument("--beam", type=int, default=4, metavar="N",
+    d.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
                    help="hypotheses kept per segment (default: 4; 1 is greedy, about twice as fast)")
     d.set_defaults(func=cmd_dictate, device_kind="auto")
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
+import numpy as np
+
 from voxprompt.audio import SAMPLE_RATE, AudioError, probe, stream_audio
 from voxprompt.decoding import Finished, Request, TokenPiece, decode_many
 from voxprompt.transcriber import Segment, Timing, Transcriber
@@ -55,6 +57,15 @@ class FileDone:
     error: AudioError | None = None  # the file could not be read (segments before the error were reported)
 
 
+@dataclass(frozen=True)
+class AudioClip:
+    """Audio already in memory (16 kHz mono float32) that goes through the same path as a file; its
+    events carry Path(name)."""
+
+    name: str
+    samples: np.ndarray
+
+
 FileEvent = Union[FileStarted, SegmentStarted, TokenText, SegmentDone, Progress, FileDone]
 
 
@@ -73,18 +84,19 @@ class _InFlight:
     reported: int = 0  # pieces already reported
 
 
-def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path]) -> Iterator[FileEvent]:
-    """Transcribe files one after another in order, with up to the LLM's n_parallel segments in flight."""
+def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | AudioClip]) -> Iterator[FileEvent]:
+    """Transcribe files (or clips) one after another in order, with up to the LLM's n_parallel segments
+    in flight. `voxprompt transcribe` and `voxprompt eval` both run this."""
     outbox: deque[FileEvent | _InFlight] = deque()
     in_flight: dict[int, _InFlight] = {}
 
     def requests() -> Iterator[Request]:
         key = 0
         for name in paths:
-            path = Path(name)
+            path = Path(name.name if isinstance(name, AudioClip) else name)
             try:
-                outbox.append(FileStarted(path, probe(path).duration))
-                reader = _CountingReader(path)
+                reader = _CountingReader(name)
+                outbox.append(FileStarted(path, reader.duration()))
                 for speech in transcriber.segments(reader.blocks()):
                     t0 = time.perf_counter()
                     request = transcriber.request(key, speech)
@@ -135,13 +147,19 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path]) -> I
 
 
 class _CountingReader:
-    """A file streamed from disk in blocks, counting the samples read so far."""
+    """A file streamed from disk in blocks (or a clip in memory), counting the samples read so far."""
 
-    def __init__(self, path: Path):
-        self.path, self.samples = path, 0
+    def __init__(self, source: str | Path | AudioClip):
+        self.source, self.samples = source, 0
+
+    def duration(self) -> float:
+        if isinstance(self.source, AudioClip):
+            return len(self.source.samples) / SAMPLE_RATE
+        return probe(self.source).duration
 
     def blocks(self) -> Iterator:
-        for block in stream_audio(self.path, block_seconds=10.0):
+        clip = isinstance(self.source, AudioClip)
+        for block in [self.source.samples] if clip else stream_audio(self.source, block_seconds=10.0):
             self.samples += len(block)
             yield block
 

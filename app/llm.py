@@ -19,7 +19,9 @@ from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 
-__all__ = ["LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
+FILE_PARALLEL = 8  # segments in flight when transcribing files: one llama.cpp step advances them all
+
+__all__ = ["FILE_PARALLEL", "LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
 
 
 @dataclass(frozen=True)

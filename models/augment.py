@@ -18,6 +18,7 @@ class AugmentOptions:
     p_noise: float = 0.5
     snr_db: tuple[float, float] = (5.0, 35.0)
     p_telephone: float = 0.3  # 8 kHz round trip: the real development recordings are telephone prompts
+    p_game_band: float = 0.0  # 11.025 kHz round trip (nothing above 5.5 kHz), as the game speech is stored
     level_db: tuple[float, float] = (-24.0, -1.0)  # peak level
     pad_s: tuple[float, float] = (0.1, 0.5)  # silence before and after, as VAD segments have
 
@@ -62,10 +63,12 @@ def augment(audio: np.ndarray, rng: np.random.Generator, options: AugmentOptions
         speech_power = np.mean(x**2) + 1e-12
         snr = rng.uniform(*options.snr_db)
         x = x + noise * np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr / 10)))
-    if rng.random() < options.p_telephone:
-        import soxr
+    for p, rate in ((options.p_telephone, 8000), (options.p_game_band, 11025)):
+        if p and rng.random() < p:
+            import soxr
 
-        x = soxr.resample(soxr.resample(x, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(x)]
+            x = soxr.resample(soxr.resample(x, SAMPLE_RATE, rate), rate, SAMPLE_RATE)[: len(x)]
+            break
     peak = 10 ** (rng.uniform(*options.level_db) / 20)
     x = x / (np.abs(x).max() + 1e-9) * peak
     return x.astype(np.float32)

@@ -13,11 +13,12 @@ import json
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.llm import LlmOptions
+from voxprompt.llm import FILE_PARALLEL, LlmOptions
 
 
 @lru_cache(maxsize=1)
@@ -104,27 +105,54 @@ def wer_by_length(references: list[str], hypotheses: list[str]) -> dict[str, tup
 
 
 def transcribe_clips(transcriber, clips) -> list[str]:
-    from voxprompt.vad import VadSegmenter
+    """Each clip's transcript, through the very path `voxprompt transcribe` runs for files (VAD, framing,
+    segments of several clips decoded together, beam search)."""
+    from voxprompt.files import AudioClip, SegmentDone, transcribe_files
 
-    out = []
-    for clip in clips:
-        vad = VadSegmenter(transcriber.vad_options)
-        segments = vad.push(clip.audio) + vad.flush()
-        out.append(" ".join(transcriber.transcribe_segment(s).text for s in segments).strip())
-    return out
+    texts: dict[str, list[str]] = {}
+    sources = [AudioClip(f"clip-{i}", clip.audio) for i, clip in enumerate(clips)]
+    for event in transcribe_files(transcriber, sources):
+        if isinstance(event, SegmentDone) and event.segment.text:
+            texts.setdefault(event.path.name, []).append(event.segment.text)
+    return [" ".join(texts.get(source.name, [])) for source in sources]
 
 
-def whisper_clips(clips) -> list[str]:
+def whisper_model(name: str = "tiny.en"):
+    """faster-whisper on an installed Whisper checkpoint (int8, CPU). CTranslate2 reads config, tokenizer
+    and vocabulary beside model.bin; Whisper base's model.bin is joined in the cache, so they are linked there."""
     from faster_whisper import WhisperModel
 
     from voxprompt.models.assets import whisper_asset
 
-    model = WhisperModel(str(whisper_asset("tiny.en").model_bin.parent), device="cpu", compute_type="int8")
-    out = []
+    asset = whisper_asset(name)
+    folder = asset.model_bin.parent
+    for part in asset.config_json.parent.iterdir():
+        if not part.name.startswith("model.bin") and not (folder / part.name).exists():
+            (folder / part.name).symlink_to(part)
+    return WhisperModel(str(folder), device="cpu", compute_type="int8")
+
+
+def whisper_clips(clips, cache: Path | None = None) -> list[str]:
+    """faster-whisper tiny.en's transcript of each clip (greedy). With `cache` (a JSON file), transcripts
+    of clips already done (same audio length and reference) are reused: a 30 s window per clip makes
+    Whisper slow on many short clips, and its answer does not change between evaluations."""
+    key = lambda clip: f"{len(clip.audio)}:{clip.text}"
+    done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    todo = [clip for clip in clips if key(clip) not in done]
+    for clip, text in zip(todo, _whisper_transcripts(todo)):
+        done[key(clip)] = text
+    if cache is not None and todo:
+        cache.write_text(json.dumps(done))
+    return [done[key(clip)] for clip in clips]
+
+
+def _whisper_transcripts(clips) -> Iterator[str]:
+    if not clips:
+        return
+    model = whisper_model("tiny.en")
     for clip in clips:
         segments, _ = model.transcribe(clip.audio, beam_size=1, temperature=0.0, condition_on_previous_text=False)
-        out.append(" ".join(s.text.strip() for s in segments))
-    return out
+        yield " ".join(s.text.strip() for s in segments)
 
 
 def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,
@@ -132,7 +160,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
     from voxprompt.models.dataset import read_split
     from voxprompt.transcriber import Transcriber
 
-    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size))
+    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size, n_parallel=FILE_PARALLEL))
     rows = []
     for split in splits:
         clips = list(read_split(data, split))[skip:skip + limit]
@@ -145,13 +173,18 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
                "rtf": (time.perf_counter() - t0) / seconds}
-        whisper = whisper_clips(clips) if with_whisper else [None] * len(clips)
-        if with_whisper:
+        whisper = whisper_clips(clips, data / f"whisper-tiny.en-{split}.json") if with_whisper else None
+        if whisper is not None:
             row["whisper_tiny_en_wer"] = wer(refs, whisper)
-        row["by_voice"] = {g: round(w, 4) for g, (_, w) in wer_by_voice([c.source for c in clips], refs, hyps).items()}
-        row["by_length"] = {g: [n, round(w, 4)] for g, (n, w) in wer_by_length(refs, hyps).items()}
+            row["whisper_tiny_en_95"] = [round(w, 4) for w in wer_interval(refs, whisper)]
+        sources = [c.source for c in clips]
+        for key, grouped in (("by_voice", lambda h: wer_by_voice(sources, refs, h)),
+                             ("by_length", lambda h: wer_by_length(refs, h))):
+            ours, theirs = grouped(hyps), grouped(whisper) if whisper is not None else {}
+            row[key] = {g: [n, round(w, 4), round(theirs[g][1], 4) if g in theirs else None]
+                        for g, (n, w) in ours.items()}
         with open(data / f"eval-{split}.jsonl", "w") as f:
-            for c, h, w in zip(clips, hyps, whisper):
+            for c, h, w in zip(clips, hyps, whisper or [None] * len(clips)):
                 f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
         log(json.dumps(row))
         rows.append(row)
@@ -175,21 +208,19 @@ def main(argv: list[str] | None = None) -> int:
 
         args.model = ensure_default_model()
     rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam)
-    print("\n| split | clips | audio s | voxprompt WER | 95 % interval | Whisper tiny.en WER | voxprompt RTF |"
-          "\n|---|---|---|---|---|---|---|")
+    print("\n| split | clips | audio s | voxprompt WER (95 %) | Whisper tiny.en WER (95 %) | voxprompt RTF |"
+          "\n|---|---|---|---|---|---|")
     for r in rows:
-        whisper = f"{r['whisper_tiny_en_wer']:.3f}" if "whisper_tiny_en_wer" in r else "-"
+        whisper = (f"{r['whisper_tiny_en_wer']:.3f} ({r['whisper_tiny_en_95'][0]:.3f}-{r['whisper_tiny_en_95'][1]:.3f})"
+                   if "whisper_tiny_en_wer" in r else "-")
         low, high = r["wer_95"]
-        print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} | {low:.3f}-{high:.3f} | {whisper} "
+        print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} ({low:.3f}-{high:.3f}) | {whisper} "
               f"| {r['rtf']:.3f} |")
-    print("\n| split | voice | voxprompt WER |\n|---|---|---|")
-    for r in rows:
-        for voice, w in r["by_voice"].items():
-            print(f"| {r['split']} | {voice} | {w:.3f} |")
-    print("\n| split | reference length | clips | voxprompt WER |\n|---|---|---|---|")
-    for r in rows:
-        for length, (n, w) in r["by_length"].items():
-            print(f"| {r['split']} | {length} | {n} | {w:.3f} |")
+    for key, title in (("by_voice", "voice"), ("by_length", "reference length")):
+        print(f"\n| split | {title} | clips | voxprompt WER | Whisper tiny.en WER |\n|---|---|---|---|---|")
+        for r in rows:
+            for group, (n, ours, theirs) in r[key].items():
+                print(f"| {r['split']} | {group} | {n} | {ours:.3f} | {'-' if theirs is None else f'{theirs:.3f}'} |")
     return 0
 
 

@@ -11,6 +11,7 @@ on frames cached below them. Resumable: a checkpoint is written every `checkpoin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -52,6 +53,7 @@ class TrainConfig:
     stage1_lr: float = 1e-3
     stage2_steps: int = 2000
     stage2_batch: int = 16
+    bucket_window: float = 0.0  # > 0: a batch's examples come from this share of the corpus nearest in length
     stage2_lr: float = 5e-4
     lora_lr: float = 3e-4
     ctc_weight: float = 0.3
@@ -302,17 +304,57 @@ def ctc_greedy(head: CtcHead, projector, examples: list[Example], device: str, t
     return out
 
 
+LORA_GGUF_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+                   "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+
+
+def permute(w: np.ndarray, heads: int, inverse: bool = False) -> np.ndarray:
+    """HF's rotary row layout -> GGUF's, as llama.cpp's converter does (or back, with inverse)."""
+    halves = (2, w.shape[0] // heads // 2)[::-1] if inverse else (2, w.shape[0] // heads // 2)
+    return w.reshape(heads, *halves, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def import_lora_gguf(path: Path, n_head: int, n_kv: int) -> dict[str, torch.Tensor]:
+    """A llama.cpp LoRA adapter GGUF (as export_lora_gguf writes it) as a peft state dict."""
+    import gguf
+
+    modules = {v: k for k, v in LORA_GGUF_NAMES.items()}
+    state = {}
+    for tensor in gguf.GGUFReader(str(path)).tensors:
+        block, layer, name, _, part = tensor.name.split(".")
+        module = modules[name]
+        w = np.array(tensor.data, dtype=np.float32).reshape([int(d) for d in reversed(tensor.shape)])
+        if part == "lora_b" and module in ("q_proj", "k_proj"):
+            w = permute(w, n_head if module == "q_proj" else n_kv, inverse=True)
+        parent = "self_attn" if module.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else "mlp"
+        key = f"base_model.model.model.layers.{layer}.{parent}.{module}.lora_{part[-1].upper()}.default.weight"
+        state[key] = torch.from_numpy(w)
+    return state
+
+
+def model_files_state(folder: Path, encoder: str, n_head: int, n_kv: int) -> dict:
+    """A warm-start state from a trained model's files (projector-, ctc-, lora-<encoder>), as committed
+    in models/trained/: the default model can be continued on a machine that never trained it."""
+    from voxprompt.models.ctc_head import CtcHeadWeights
+    from voxprompt.models.projector import ProjectorWeights
+
+    projector = Projector.from_weights(ProjectorWeights.load(folder / f"projector-{encoder}.npz")).state_dict()
+    head = CtcHeadWeights.load(folder / f"ctc-{encoder}.npz")
+    ctc = {"blank": torch.from_numpy(head.blank), "scale": torch.tensor(head.scale)}
+    if head.upsample_weight is not None:
+        ctc["upsample.weight"] = torch.from_numpy(head.upsample_weight)
+        ctc["upsample.bias"] = torch.from_numpy(head.upsample_bias)
+    lora = import_lora_gguf(folder / f"lora-{encoder}.gguf", n_head, n_kv)
+    return {"stage": 2, "step": 0, "projector": projector, "ctc": ctc, "lora": lora}
+
+
 def export_lora_gguf(model, path: Path, alpha: float) -> None:
     """Write the LoRA weights as a llama.cpp adapter GGUF (tensor names and Q/K layout as llama.cpp's)."""
     import gguf
 
-    names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
-             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+    names = LORA_GGUF_NAMES
     cfg = model.config
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
-
-    def permute(w: np.ndarray, heads: int) -> np.ndarray:  # HF rotary layout -> GGUF's, as the converter does
-        return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_type(gguf.GGUFType.ADAPTER)
@@ -369,15 +411,18 @@ class Trainer:
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
+        dev_splits = ["heldout", "real_dev"] + (["game_dev"] if shards(data, "game_dev") else [])
         splits = {split.strip(): load_split(data, split.strip(), cached, cache_name, self.tokenizer, device,
                                             config.encoder_window)
-                  for split in [*config.splits.split(","), "heldout", "real_dev"]}
-        self.heldout, self.real_dev = splits.pop("heldout"), splits.pop("real_dev")
+                  for split in [*config.splits.split(","), *dev_splits]}
+        # Evaluated as training goes: voices never trained on (game_dev: real people, when built).
+        self.dev_sets = {name: splits.pop(name) for name in dev_splits}
         self.train = [e for examples in splits.values() for e in examples]
+        self.by_length = sorted(range(len(self.train)), key=lambda i: len(self.train[i].frames))
         self.encoder_top = EncoderTop(encoder, top).train().to(device) if top else None
         del encoder, cached
-        log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train, {len(self.heldout)} held-out "
-            f"voices, {len(self.real_dev)} real dev")
+        log(f"features ready in {time.time() - t0:.0f} s: {len(self.train)} train; "
+            + ", ".join(f"{len(v)} {k}" for k, v in self.dev_sets.items()))
         d_llm = self.llm.config.hidden_size
         dims = ProjectorDims(config.stack, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
         self.projector = Projector(dims).to(device)
@@ -395,7 +440,16 @@ class Trainer:
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:
-        return [self.train[self.rng.randrange(len(self.train))] for _ in range(size)]
+        """Examples drawn at random; with bucket_window > 0, the rest of a batch comes from the examples
+        nearest in length to its first one (that share of the corpus), so little of a batch is padding."""
+        n = len(self.train)
+        if not self.config.bucket_window:
+            return [self.train[self.rng.randrange(n)] for _ in range(size)]
+        rank = self.rng.randrange(n)
+        half = max(size, int(self.config.bucket_window * n)) // 2
+        low = min(max(0, rank - half), n - 2 * half - 1)
+        return [self.train[self.by_length[rank]]] + [self.train[self.by_length[self.rng.randint(low, low + 2 * half)]]
+                                                     for _ in range(size - 1)]
 
     def frames(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch's frames, padded (and masked when the config asks for SpecAugment)."""
@@ -406,13 +460,23 @@ class Trainer:
         return frames, lengths
 
     def autocast(self):
-        return torch.autocast(device_type=self.config.device.split(":")[0], dtype=torch.bfloat16)
+        """bf16 autocast where the hardware computes in bf16 (a GPU; a CPU with AVX-512 BF16 or AMX). A CPU
+        without it (AVX2 only) falls back to a scalar bf16 matrix product about 100x slower than float32."""
+        device = self.config.device.split(":")[0]
+        if device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
     def warm_start(self, checkpoint: Path) -> dict | None:
         """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
 
-        A projector that stacked fewer frames is widened (widened_projector_state)."""
-        state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
+        A projector that stacked fewer frames is widened (widened_projector_state). `checkpoint` may also
+        be a trained model's folder (models/trained/): its projector, CTC head and LoRA adapter."""
+        if checkpoint.is_dir():
+            cfg = self.llm.config
+            state = model_files_state(checkpoint, self.config.encoder, cfg.num_attention_heads, cfg.num_key_value_heads)
+        else:
+            state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
         self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
         # The embedding rows follow this corpus' vocabulary; an upsampling layer keeps its identity start.
         self.ctc.load_state_dict({k: v for k, v in state["ctc"].items() if k != "rows"}, strict=False)
@@ -452,7 +516,7 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self, stage: int, step: int) -> dict:
         n = self.config.eval_size
-        sets = {"heldout": self.heldout[:n], "real_dev": self.real_dev[:n]}
+        sets = {name: examples[:: max(1, len(examples) // n)][:n] for name, examples in self.dev_sets.items()}
         row = {"stage": stage, "step": step}
         self.bridge.eval()
         for name, examples in sets.items():

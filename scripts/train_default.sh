@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # The committed default model's recipe, on this project's 2-core CPU machine (each command resumes
-# where it stopped: rerun the script after an interruption). About 4 hours of training in all.
+# where it stopped: rerun the script after an interruption). About 5.5 hours of training in all.
 #   run A: 12.5 speech vectors per second, from scratch (stage 1 CTC, stage 2 LM + LoRA + CTC);
 #   run B: 6.25 vectors per second (half the LLM's prompt work), its projector widened from run A's
-#          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector.
-# Then: voxprompt export trained $RUNS/b --out my-model, or copy $RUNS/b's files into models/trained/.
+#          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector;
+#   run R: run B continued on real voices: the game characters' studio speech (GAME_DEV_CHARACTERS held
+#          out), a fresh synthetic set of which 30 % is band-limited like the games, and the asterisk prompts.
+# Then: voxprompt export trained $RUNS/r --out my-model, or copy $RUNS/r's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
+GAME_DATA=${GAME_DATA:-data-games}
 RUNS=${RUNS:-runs}
 PYTHON=${PYTHON:-python}
-common=(--data "$DATA" --stage2-batch 8 --eval-every 300 --eval-size 20 --checkpoint-every 150 --threads 2)
+common=(--stage2-batch 8 --eval-every 300 --eval-size 20 --checkpoint-every 150 --threads 2)
 
 "$PYTHON" -m voxprompt.models.dataset --out "$DATA" --train 12000 --heldout 300 --workers 2
+"$PYTHON" -m voxprompt.models.dataset --out "$GAME_DATA" --train 6000 --heldout 300 --workers 2 --games
 train() {  # a finished run is not trained again
   local out=$1; shift
   [ -f "$out/finished" ] && return
   "$PYTHON" -m voxprompt.models.train "${common[@]}" --out "$out" "$@"
   touch "$out/finished"
 }
-train "$RUNS/a" --stack 4 --ctc-upsample 1 --stage2-steps 3000 --deadline-minutes 180
-train "$RUNS/b" --init-from "$RUNS/a/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 150 \
+train "$RUNS/a" --data "$DATA" --stack 4 --ctc-upsample 1 --stage2-steps 3000 --deadline-minutes 180
+train "$RUNS/b" --data "$DATA" --init-from "$RUNS/a/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 150 \
   --stage1-lr 0.0005 --stage2-steps 2500 --stage2-lr 0.0003 --lora-lr 0.0002 --warmup 50 --deadline-minutes 118
+train "$RUNS/r" --data "$GAME_DATA" --init-from "$RUNS/b/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits train,train_real,train_nonspeech,train_game --stage2-steps 2000 --stage2-lr 0.0003 --lora-lr 0.0002 \
+  --warmup 50 --deadline-minutes 80

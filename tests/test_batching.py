@@ -86,3 +86,19 @@ def test_speech_longer_than_the_context_is_refused_clearly(three_seats):
     too_long = np.zeros((three_seats.llm.capacity() + 1, three_seats.llm.width), np.float32)
     with pytest.raises(ValueError, match="split the audio"):
         list(decode_many(three_seats.llm, [Request(0, too_long, 10)]))
+
+
+def test_evaluation_transcribes_clips_through_the_path_files_take(three_seats, files):
+    """`voxprompt eval` scores what `voxprompt transcribe` would write: a clip in memory gives the same
+    segments and tokens as the file it came from."""
+    from voxprompt.files import AudioClip
+    from voxprompt.models.dataset import Utterance
+    from voxprompt.models.evaluate import transcribe_clips
+
+    from_file = [e.segment for e in transcribe_files(three_seats, [files[2]]) if isinstance(e, SegmentDone)]
+    clip = AudioClip("second", load_audio(files[2]))
+    from_memory = [e.segment for e in transcribe_files(three_seats, [clip]) if isinstance(e, SegmentDone)]
+    assert [(s.start, s.end, s.tokens) for s in from_memory] == [(s.start, s.end, s.tokens) for s in from_file]
+    texts = transcribe_clips(three_seats, [Utterance(load_audio(path), "", "real:x") for path in (files[2], files[0])])
+    assert texts[0] == " ".join(s.text for s in from_file if s.text)
+    assert texts[1] and texts[1] != texts[0]

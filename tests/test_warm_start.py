@@ -1,4 +1,5 @@
-"""A run with fewer speech vectors per second starts from a trained projector that stacked fewer frames."""
+"""Runs start from earlier ones: a projector widened to stack more frames, and a trained model's committed files
+(projector, CTC head, LoRA adapter) read back as a warm start."""
 import pytest
 import torch
 
@@ -24,3 +25,54 @@ def test_a_projector_is_not_widened_by_a_fraction():
     old = Projector(ProjectorDims(4, 12, 32, 8)).state_dict()
     with pytest.raises(SystemExit, match="cannot widen"):
         widened_projector_state(old, 6 * 12)
+
+
+def tiny_lora_model():
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, lora_alpha=8, target_modules=[
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    with torch.no_grad():  # B starts at zero: a trained adapter has it non-zero, and its Q/K rows permuted
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_()
+    return model
+
+
+def test_an_adapter_read_back_from_its_gguf_is_the_adapter_that_was_written(tmp_path):
+    from voxprompt.models.train import export_lora_gguf, import_lora_gguf
+
+    model = tiny_lora_model()
+    export_lora_gguf(model, tmp_path / "lora.gguf", alpha=8)
+    back = import_lora_gguf(tmp_path / "lora.gguf", n_head=4, n_kv=2)
+    trained = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert set(back) == set(trained)
+    for key, value in trained.items():
+        assert torch.allclose(back[key], value.float(), atol=2e-3), key  # stored as float16
+
+
+def test_a_trained_model_folder_warm_starts_a_run_with_its_projector_and_ctc_head(tmp_path):
+    import numpy as np
+
+    from voxprompt.models.ctc_head import CtcHeadWeights
+    from voxprompt.models.projector import ProjectorWeights
+    from voxprompt.models.train import export_lora_gguf, model_files_state
+
+    ProjectorWeights.init(ProjectorDims(8, 12, 32, 32), seed=3).save(tmp_path / "projector-tiny.en.npz")
+    rng = np.random.default_rng(0)
+    head = CtcHeadWeights(rng.standard_normal(32).astype(np.float32), 0.7, np.arange(5, dtype=np.int32),
+                          rng.standard_normal((64, 32)).astype(np.float32), rng.standard_normal(64).astype(np.float32))
+    head.save(tmp_path / "ctc-tiny.en.npz")
+    export_lora_gguf(tiny_lora_model(), tmp_path / "lora-tiny.en.gguf", alpha=8)
+    state = model_files_state(tmp_path, "tiny.en", n_head=4, n_kv=2)
+    projector = Projector(ProjectorDims(8, 12, 32, 32))
+    projector.load_state_dict(state["projector"])
+    saved = ProjectorWeights.load(tmp_path / "projector-tiny.en.npz")
+    assert np.allclose(projector.to_weights().fc1_weight, saved.fc1_weight)
+    assert torch.allclose(state["ctc"]["blank"], torch.from_numpy(head.blank))
+    assert state["ctc"]["upsample.weight"].shape == (64, 32) and float(state["ctc"]["scale"]) == pytest.approx(0.7)
+    assert any("lora_B" in k for k in state["lora"])
