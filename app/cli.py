@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
     d.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
     d.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
-                   help="hypotheses kept per segment (default: 4; 1 is greedy, about twice as fast)")
+                   help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
     d.set_defaults(func=cmd_dictate, device_kind="auto")
 
     # `eval` has its own parser (voxprompt.models.evaluate); listed here for --help.

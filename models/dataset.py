@@ -9,8 +9,8 @@ augmented), `train_nonspeech` (noise, hum, clicks with an empty transcript),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training); with `--games`, `train_game` (studio speech by the game characters
 trained on, once as recorded and once augmented) and `game_dev` (the held-out characters, never trained
-on: voices no training run has heard; see models/games.py). Each shard is an .npz of int16 audio with texts and voice ids;
-a shard that exists is not made again, so an interrupted run resumes where it stopped.
+on: voices no training run has heard; see models/games.py). Each shard is an .npz of int16 audio with
+texts and voice ids; a shard that exists is not made again, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 

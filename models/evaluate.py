@@ -132,27 +132,38 @@ def whisper_model(name: str = "tiny.en"):
     return WhisperModel(str(folder), device="cpu", compute_type="int8")
 
 
+def cached_map(items: list, key, compute, cache: Path | None, save_every: int = 50) -> list:
+    """compute(items not yet done) -> their results, in order; results are kept in `cache` (JSON, by
+    key(item)) and saved as they come, so a long pass that is interrupted keeps what it did."""
+    done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    todo = [item for item in items if key(item) not in done]
+    for k, (item, result) in enumerate(zip(todo, compute(todo)), start=1):
+        done[key(item)] = result
+        if cache is not None and (k % save_every == 0 or k == len(todo)):
+            partial = cache.with_suffix(".partial")
+            partial.write_text(json.dumps(done))
+            partial.replace(cache)
+    return [done[key(item)] for item in items]
+
+
+def whisper_text(model, audio: np.ndarray, **options) -> str:
+    """A faster-whisper model's greedy transcript of one clip (English, no conditioning on earlier text)."""
+    if model.model.is_multilingual:
+        options.setdefault("language", "en")
+    segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, condition_on_previous_text=False, **options)
+    return " ".join(s.text.strip() for s in segments)
+
+
 def whisper_clips(clips, cache: Path | None = None) -> list[str]:
     """faster-whisper tiny.en's transcript of each clip (greedy). With `cache` (a JSON file), transcripts
     of clips already done (same audio length and reference) are reused: a 30 s window per clip makes
     Whisper slow on many short clips, and its answer does not change between evaluations."""
-    key = lambda clip: f"{len(clip.audio)}:{clip.text}"
-    done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
-    todo = [clip for clip in clips if key(clip) not in done]
-    for clip, text in zip(todo, _whisper_transcripts(todo)):
-        done[key(clip)] = text
-    if cache is not None and todo:
-        cache.write_text(json.dumps(done))
-    return [done[key(clip)] for clip in clips]
+    def transcribe(todo) -> Iterator[str]:
+        model = whisper_model("tiny.en")
+        for clip in todo:
+            yield whisper_text(model, clip.audio)
 
-
-def _whisper_transcripts(clips) -> Iterator[str]:
-    if not clips:
-        return
-    model = whisper_model("tiny.en")
-    for clip in clips:
-        segments, _ = model.transcribe(clip.audio, beam_size=1, temperature=0.0, condition_on_previous_text=False)
-        yield " ".join(s.text.strip() for s in segments)
+    return cached_map(clips, lambda clip: f"{len(clip.audio)}:{clip.text}", transcribe, cache)
 
 
 def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,

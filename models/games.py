@@ -419,30 +419,21 @@ AGREEMENT_MAX_WER = 0.5  # more than half the words differ: the text is not what
 
 def agreement_wers(archive: GameArchive, lines: list[GameLine], model_name: str, cache: Path,
                    log=print) -> dict[str, float]:
-    """A Whisper model's WER against each line's text, cached in `cache` (JSON, rewritten as it goes)."""
-    import json
+    """A Whisper model's WER against each line's text, cached in `cache` (JSON, saved as it goes)."""
+    from voxprompt.models.evaluate import cached_map, wer, whisper_model, whisper_text
 
-    from voxprompt.models.evaluate import wer, whisper_model
-
-    done = json.loads(cache.read_text()) if cache.exists() else {}
-    todo = [line for line in lines if line.key not in done]
-    if todo:
+    def check(todo: list[GameLine]):
         log(f"agreement check: Whisper {model_name} on {len(todo)} game lines")
         model = whisper_model(model_name)
-        for k, line in enumerate(todo):
+        for line in todo:
             try:
                 audio = archive.audio(line)
             except ValueError:
-                done[line.key] = 1.0
+                yield 1.0
                 continue
-            segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, condition_on_previous_text=False,
-                                           without_timestamps=True, **({} if model_name.endswith(".en") else {"language": "en"}))
-            done[line.key] = round(wer([line.text], [" ".join(s.text.strip() for s in segments)]), 4)
-            if k % 50 == 49 or k == len(todo) - 1:
-                partial = cache.with_suffix(".partial")
-                partial.write_text(json.dumps(done))
-                partial.replace(cache)
-    return {line.key: done[line.key] for line in lines}
+            yield round(wer([line.text], [whisper_text(model, audio, without_timestamps=True)]), 4)
+
+    return dict(zip((line.key for line in lines), cached_map(lines, lambda line: line.key, check, cache)))
 
 
 def agreeing(archive: GameArchive, lines: list[GameLine], model_name: str, cache: Path,

@@ -321,12 +321,12 @@ def import_lora_gguf(path: Path, n_head: int, n_kv: int) -> dict[str, torch.Tens
     modules = {v: k for k, v in LORA_GGUF_NAMES.items()}
     state = {}
     for tensor in gguf.GGUFReader(str(path)).tensors:
-        block, layer, name, _, part = tensor.name.split(".")
+        _, layer, name, _, part = tensor.name.split(".")  # blk.<layer>.<name>.weight.lora_<a|b>
         module = modules[name]
         w = np.array(tensor.data, dtype=np.float32).reshape([int(d) for d in reversed(tensor.shape)])
         if part == "lora_b" and module in ("q_proj", "k_proj"):
             w = permute(w, n_head if module == "q_proj" else n_kv, inverse=True)
-        parent = "self_attn" if module.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else "mlp"
+        parent = "self_attn" if module in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
         key = f"base_model.model.model.layers.{layer}.{parent}.{module}.lora_{part[-1].upper()}.default.weight"
         state[key] = torch.from_numpy(w)
     return state
