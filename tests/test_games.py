@@ -1,7 +1,6 @@
 """The game speech corpus: every voiced line found with its text, text as a person writes it,
 whole characters held out. Resource files are built here, small, in the games' documented layouts."""
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
