@@ -44,3 +44,19 @@ def test_not_audio_is_one_line(tmp_path, content):
         probe(path)
     message = str(info.value)
     assert "\n" not in message and str(path) in message and "wav, flac or ogg" in message
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_non_finite_samples_become_silence_and_do_not_spread(tmp_path, rate):
+    """60 ms of NaN in a float wav once emptied an 11 s transcript: the resampler and encoder smear it."""
+    t = np.arange(4 * rate) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    tone[rate: rate + int(0.06 * rate)] = np.nan
+    tone[2 * rate] = np.inf
+    path = tmp_path / "holes.wav"
+    sf.write(path, tone, rate, subtype="FLOAT")
+    audio = load_audio(path)
+    assert np.isfinite(audio).all()
+    # away from the holes the tone is intact
+    assert 0.45 < np.abs(audio[3 * SAMPLE_RATE:]).max() < 0.55
+    assert 0.45 < np.abs(audio[: SAMPLE_RATE - 200]).max() < 0.55
