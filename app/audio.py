@@ -1,6 +1,7 @@
 """Audio in: files of any rate and channel count, streamed from disk as 16 kHz mono float32."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -34,7 +35,7 @@ def _open(path: Path):
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, give audio files")
     try:
-        return sf.SoundFile(str(path))
+        return sf.SoundFile(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
     except Exception as exc:  # libsndfile says "Format not recognised" and the like
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
         raise AudioError(f"{path}: not a readable audio file ({reason}); use wav, flac or ogg") from None

@@ -26,16 +26,20 @@ def _resolve_model(model: str | None) -> Path:
     return ensure_default_model(log=_log)
 
 
-def _load_transcriber(args, parallel: int = 1):
+def _load_transcriber(args, parallel: int = 1, signals=None):
+    """The model (built on first use), loaded with Ctrl-C and SIGTERM held while llama.cpp loads it."""
+    from contextlib import nullcontext
+
     from voxprompt.encoder import EncoderOptions
     from voxprompt.transcriber import Transcriber
 
-    model_dir = _resolve_model(args.model)
+    model_dir = _resolve_model(args.model)  # a first build takes minutes: a signal stops it at once
     device = getattr(args, "device_kind", args.device)
     gpu_layers = 0 if device == "cpu" else -1
-    return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
-                       LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers, n_parallel=parallel,
-                                  beam_size=args.beam))
+    with signals.held() if signals is not None else nullcontext():
+        return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
+                           LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers, n_parallel=parallel,
+                                      beam_size=args.beam))
 
 
 class _Display:
@@ -48,7 +52,11 @@ class _Display:
         self._line = ""
 
     def start_file(self, path: Path, duration: float):
-        self.console.print(f"[bold]{path}[/] ({duration:.1f} s)", highlight=False)
+        from rich.markup import escape
+
+        from voxprompt.outputs import printable
+
+        self.console.print(f"[bold]{escape(printable(path))}[/] ({duration:.1f} s)", highlight=False)
         if self.live_progress and duration > 30:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -92,55 +100,96 @@ class _Display:
 def cmd_transcribe(args) -> int:
     from rich.console import Console
 
-    from voxprompt.files import FileDone, FileStarted, Progress, SegmentDone, SegmentStarted, TokenText, transcribe_files
+    from voxprompt.files import FileDone, transcribe_files
+    from voxprompt.outputs import OutputError, output_paths, prepare_output_dir, printable
+    from voxprompt.signals import StopRequested, StopSignals
 
+    inputs = [Path(f) for f in args.files]
+    outputs: dict[Path, Path] = {}
+    if args.output_dir:
+        try:  # before the model loads: a bad folder is known at once
+            prepare_output_dir(Path(args.output_dir))
+        except OutputError as exc:
+            _error(str(exc))
+            return 2
+        outputs = output_paths(inputs, Path(args.output_dir), args.format)
     console = Console(file=sys.stdout, highlight=False)
-    try:
-        transcriber = _load_transcriber(args, parallel=args.parallel)
-    except (ModelError, OSError, ValueError, RuntimeError) as exc:
-        _error(str(exc))
-        return 2
-    _log(transcriber.describe_devices())
     display = _Display(console, live_progress=sys.stdout.isatty() and not args.quiet)
     show = not args.quiet
-    failed = 0
+    failed: dict[Path, str] = {}
     writer = None
-    try:
-        for event in transcribe_files(transcriber, args.files):
-            if isinstance(event, FileStarted):
-                writer = open_writer(args.format, Path(args.output_dir), event.path) if args.output_dir else None
-                display.start_file(event.path, event.duration)
-            elif isinstance(event, SegmentStarted) and show:
-                display.segment_start(event.speech)
-            elif isinstance(event, TokenText) and show:
-                display.token(event.text)
-            elif isinstance(event, SegmentDone):
-                if show:
-                    display.segment_end(event.segment)
-                if writer is not None:
-                    writer.add(event.segment)
-            elif isinstance(event, Progress):
-                display.advance(event.seconds)
-            elif isinstance(event, FileDone):
-                display.end_file()
-                if writer is not None:
-                    writer.close()
-                if event.error is not None:
+    with StopSignals() as signals:
+        try:
+            transcriber = _load_transcriber(args, parallel=args.parallel, signals=signals)
+        except (ModelError, OSError, ValueError, RuntimeError) as exc:
+            _error(str(exc))
+            return 2
+        except StopRequested as stop:
+            _error(f"stopped ({stop}) before anything was transcribed")
+            return stop.exit_code
+        _log(transcriber.describe_devices())
+        try:
+            for event in transcribe_files(transcriber, inputs):
+                if event.path in failed:
+                    continue  # its output failed: the rest of its segments have nowhere to go
+                try:
+                    writer = _on_file_event(event, display, show, outputs, writer, args.format)
+                except OutputError as exc:
+                    _error(str(exc))
+                    failed[event.path] = str(exc)
+                    writer = None
+                    display.end_file()
+                    continue
+                if isinstance(event, FileDone) and event.error is not None:
                     _error(str(event.error))
-                    failed += 1
-                elif writer is not None:
-                    _log(f"wrote {writer.path} ({writer.count} segments)")
-                writer = None
-    except KeyboardInterrupt:
+                    failed[event.path] = str(event.error)
+        except StopRequested as stop:
+            display.end_file()
+            where = "the output above"
+            kept = writer.abort(keep=True) if writer is not None else None
+            if kept is not None:
+                where = printable(kept)
+            _error(f"interrupted ({stop}); what was transcribed of the current file is in {where}; "
+                   "finished transcripts are complete")
+            return stop.exit_code
+        finally:
+            transcriber.close()
+    if failed:
+        _error(f"{len(failed)} of {len(inputs)} files failed")
+    return 1 if failed else 0
+
+
+def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, fmt: str):
+    """Show one transcription event and write it; returns the open writer (None between files)."""
+    from voxprompt.files import FileDone, FileStarted, Progress, SegmentDone, SegmentStarted, TokenText
+    from voxprompt.outputs import printable
+
+    if isinstance(event, FileStarted):
+        display.start_file(event.path, event.duration)
+        return open_writer(fmt, outputs[event.path], event.path) if outputs else None
+    if isinstance(event, SegmentStarted) and show:
+        display.segment_start(event.speech)
+    elif isinstance(event, TokenText) and show:
+        display.token(event.text)
+    elif isinstance(event, SegmentDone):
+        if show:
+            display.segment_end(event.segment)
+        if writer is not None:
+            writer.add(event.segment)
+    elif isinstance(event, Progress):
+        display.advance(event.seconds)
+    elif isinstance(event, FileDone):
         display.end_file()
         if writer is not None:
-            writer.close()
-        _error(f"interrupted; what was transcribed so far is in {writer.path if writer else 'the output above'}")
-        return 130
-    transcriber.close()
-    if failed:
-        _error(f"{failed} of {len(args.files)} files failed")
-    return 1 if failed else 0
+            if event.error is not None:  # an unreadable stretch: keep what came before it, marked partial
+                kept = writer.abort(keep=True)
+                if kept is not None:
+                    _log(f"what was transcribed before the error is in {printable(kept)}")
+            else:
+                writer.close()
+                _log(f"wrote {printable(writer.path)} ({writer.count} segments)")
+        return None
+    return writer
 
 
 def cmd_export(args) -> int:

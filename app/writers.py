@@ -1,10 +1,13 @@
-"""Transcript writers: each segment is on disk as soon as it is transcribed (a stopped run keeps it)."""
+"""Transcript writers: each segment is on disk as soon as it is transcribed, in this process's own
+`<name>.<pid>.partial` file, which becomes `<name>` when the transcript is complete. A stopped run keeps
+its partial file; a failed write leaves nothing behind."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
+from voxprompt.outputs import PARTIAL_SUFFIX, OutputError, describe, partial_path, printable
 from voxprompt.transcriber import Segment
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -20,15 +23,19 @@ def format_timestamp(seconds: float, decimal: str = ".", always_hours: bool = Fa
 
 
 class TranscriptWriter:
-    """Base: open on creation, add() each segment (flushed at once), close() at the end."""
+    """Base: open on creation, add() each segment (flushed at once), close() to complete, abort() to
+    give up. Every file-system failure is an OutputError naming the transcript."""
 
     extension = ""
 
     def __init__(self, path: Path, source: Path):
         self.path, self.source, self.count = path, source, 0
-        self._file = open(path, "w", encoding="utf-8")
-        self._file.write(self.header())
-        self._file.flush()
+        self.partial = partial_path(path)
+        self._file = None
+        with self._writing():
+            self._file = open(self.partial, "w", encoding="utf-8")
+            self._file.write(self.header())
+            self._file.flush()
 
     def header(self) -> str:
         return ""
@@ -40,11 +47,56 @@ class TranscriptWriter:
         if not segment.text:
             return
         self.count += 1
-        self._file.write(self.entry(segment))
-        self._file.flush()
+        with self._writing():
+            self._file.write(self.entry(segment))
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        """The transcript is complete: it takes its name (atomically: a reader sees all of it or none)."""
+        with self._writing():
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            os.replace(self.partial, self.path)
+
+    def abort(self, keep: bool = False) -> Path | None:
+        """Stop writing. keep=True (an interrupted run, an input that breaks off) leaves what was written as
+        `<name>.partial` and returns that path, if anything was written."""
+        try:
+            if self._file is not None:
+                self._file.close()
+        except OSError:
+            pass  # a full disk fails the final flush too
+        self._file = None
+        if keep and self.count:
+            kept = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+            try:
+                os.replace(self.partial, kept)
+                return kept
+            except OSError:
+                return self.partial if self.partial.exists() else None
+        self.partial.unlink(missing_ok=True)
+        return None
+
+    def _writing(self):
+        return _Failures(self)
+
+
+class _Failures:
+    """OSError -> OutputError (one line, the transcript's name, what to do); the partial file removed."""
+
+    def __init__(self, writer: TranscriptWriter):
+        self.writer = writer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if not isinstance(exc, OSError):
+            return False
+        self.writer.abort()
+        raise OutputError(f"{printable(self.writer.path)}: cannot write the transcript ({describe(exc)}); "
+                          "free space or choose another --output-dir") from None
 
 
 class TxtWriter(TranscriptWriter):
@@ -73,12 +125,14 @@ class VttWriter(TranscriptWriter):
 
 
 class JsonWriter(TranscriptWriter):
-    """A JSON document that is valid after every segment: rewritten atomically each time."""
+    """A JSON document that is valid after every segment: its partial file is replaced whole each time."""
 
     extension = "json"
 
     def __init__(self, path: Path, source: Path):  # no open file: each write replaces the document
         self.path, self.source, self.count = path, source, 0
+        self.partial = partial_path(path)
+        self._file = None
         self.segments: list[dict] = []
         self._write()
 
@@ -91,19 +145,20 @@ class JsonWriter(TranscriptWriter):
         self._write()
 
     def _write(self) -> None:
-        doc = {"source": str(self.source), "text": " ".join(s["text"] for s in self.segments),
+        doc = {"source": printable(self.source), "text": " ".join(s["text"] for s in self.segments),
                "segments": self.segments}
-        tmp = self.path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-    def close(self) -> None:
-        pass
+        with self._writing():
+            tmp = self.partial.with_name(self.partial.name + ".tmp")
+            try:
+                tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+                os.replace(tmp, self.partial)
+            finally:
+                tmp.unlink(missing_ok=True)
 
 
 WRITERS = {cls.extension: cls for cls in (TxtWriter, SrtWriter, VttWriter, JsonWriter)}
 
 
-def open_writer(fmt: str, output_dir: Path, source: Path) -> TranscriptWriter:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return WRITERS[fmt](output_dir / f"{source.stem}.{fmt}", source)
+def open_writer(fmt: str, path: Path, source: Path) -> TranscriptWriter:
+    """A writer of `source`'s transcript to `path` (outputs.output_paths names it)."""
+    return WRITERS[fmt](path, source)

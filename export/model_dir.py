@@ -1,11 +1,15 @@
-"""Model directories are built aside and moved into place whole: an interrupted export leaves no half model."""
+"""Model directories are built aside and moved into place whole: an interrupted export leaves no half model,
+and what a killed build left (SIGKILL, a power cut) is removed by the next one."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+PREFIX = ".building-"
 
 
 @contextmanager
@@ -13,7 +17,8 @@ def building(out_dir: str | Path) -> Iterator[Path]:
     """Yield a scratch directory beside out_dir; on success it replaces out_dir, on failure it is removed."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
+    remove_abandoned(out_dir.parent)
+    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out_dir.parent))
     try:
         yield work
         if out_dir.exists():
@@ -22,3 +27,21 @@ def building(out_dir: str | Path) -> Iterator[Path]:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_abandoned(parent: Path) -> None:
+    """Scratch directories whose building process is gone (a build in progress elsewhere is left alone)."""
+    for path in parent.glob(f"{PREFIX}*"):
+        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not _alive(int(pid)):  # no pid: written by a voxprompt before pids
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

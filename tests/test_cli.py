@@ -1,15 +1,11 @@
 """`voxprompt transcribe` as a user runs it: batches with bad files, outputs on disk, interruption."""
 import resource
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import as_in_a_terminal, silence
+from conftest import silence
 from conftest import run_voxprompt as voxprompt
 from voxprompt.audio import SAMPLE_RATE
 
@@ -60,25 +56,6 @@ def test_segment_times_refer_to_the_original_audio(batch, tmp_path, recording_au
     assert len(segments) == 1
     assert 5.6 <= segments[0]["start"] <= 6.1
     assert abs(segments[0]["end"] - (6.0 + len(recording_audio) / SAMPLE_RATE)) < 0.5
-
-
-def test_interrupted_run_keeps_finished_segments(tmp_path, recording_audio, default_model_dir):
-    chunk = np.concatenate([recording_audio, silence(1.5)])
-    sf.write(tmp_path / "long.wav", np.tile(chunk, 40), SAMPLE_RATE)
-    out = tmp_path / "long.txt"
-    proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "transcribe", tmp_path / "long.wav",
-                             "--output-dir", tmp_path, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=as_in_a_terminal,
-                            text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted" in stderr
-    lines = out.read_text().splitlines()
-    assert 2 <= len(lines) < 40 and all(lines)
 
 
 def test_unknown_model_directory_is_one_line(tmp_path, recording):
