@@ -49,12 +49,23 @@ class LlmOptions:
         return self.n_ctx or 1024
 
 
+def llama_library():
+    """The llama_cpp module, its OpenMP threads set to wait passively. llama.cpp's CPU threads meet in
+    OpenMP barriers many times per token and libgomp spins there by default: with the cores busy
+    elsewhere (training, a build, another transcription) a 2.4 s segment took 80 s to decode. libgomp
+    reads the setting when llama.cpp loads it, hence one door for every import; a user's own wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    import llama_cpp
+
+    return llama_cpp
+
+
 _LOG_CALLBACK = None
 
 
 def silence_llama_logs() -> None:
     """Route llama.cpp's own logging to nowhere (it writes to stderr by default)."""
-    import llama_cpp
+    llama_cpp = llama_library()
 
     global _LOG_CALLBACK
     if _LOG_CALLBACK is None:
@@ -82,8 +93,7 @@ class SpeechPromptLLM:
 
     def __init__(self, gguf_path: str | Path, prompt: PromptTemplate, options: LlmOptions = LlmOptions(),
                  adapter_path: str | Path | None = None, guard: RepetitionGuard = RepetitionGuard()):
-        import llama_cpp
-
+        llama_cpp = llama_library()
         silence_llama_logs()
         self._lib = llama_cpp
         self._model = self._ctx = self._adapter = None
@@ -321,7 +331,5 @@ _BACKEND_READY = False
 def _init_backend() -> None:
     global _BACKEND_READY
     if not _BACKEND_READY:
-        import llama_cpp
-
-        llama_cpp.llama_backend_init()
+        llama_library().llama_backend_init()
         _BACKEND_READY = True

@@ -96,18 +96,70 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
-        prompt = d["prompt"]
+        """Built from parsed JSON, every field checked against its type: ManifestFieldError names the first
+        one that is missing, unknown or of the wrong kind."""
+        fields = dict(_typed_fields(cls, d, "manifest"))
         return cls(
-            encoder=EncoderSpec(**d["encoder"]),
-            llm=LlmSpec(**d["llm"]),
-            prompt=PromptTemplate(prompt["prefix"], prompt["suffix"], tuple(prompt.get("stop", ()))),
-            token_bound=TokenBound(**d["token_bound"]),
-            ctc=CtcSpec(**d["ctc"]) if d.get("ctc") else None,
-            sample_rate=d["sample_rate"],
-            format_version=d["format_version"],
-            sha256=d.get("sha256", {}),
-            provenance=d.get("provenance", {}),
+            encoder=_build(EncoderSpec, fields["encoder"], "encoder"),
+            llm=_build(LlmSpec, fields["llm"], "llm"),
+            prompt=_build(PromptTemplate, fields["prompt"], "prompt"),
+            token_bound=_build(TokenBound, fields["token_bound"], "token_bound"),
+            ctc=_build(CtcSpec, fields["ctc"], "ctc") if fields.get("ctc") else None,
+            **{k: fields[k] for k in ("sample_rate", "format_version", "sha256", "provenance") if k in fields},
         )
+
+
+class ManifestFieldError(ValueError):
+    """A manifest field that is missing, unknown or of the wrong type."""
+
+
+_NESTED = {"encoder": dict, "llm": dict, "prompt": dict, "token_bound": dict, "ctc": (dict, type(None))}
+
+
+def _matches(value, hint: str) -> bool:
+    """JSON value against a field's annotation (as written in this module)."""
+    hint = hint.replace(" ", "")
+    if hint.endswith("|None"):
+        return value is None or _matches(value, hint[:-5])
+    if hint == "str":
+        return isinstance(value, str)
+    if hint == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint == "bool":
+        return isinstance(value, bool)
+    if hint.startswith("tuple[str"):
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    if hint == "dict[str,str]":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return True  # nested specs: checked by their own fields
+
+
+def _typed_fields(cls, d, where: str):
+    from dataclasses import MISSING, fields
+
+    if not isinstance(d, dict):
+        raise ManifestFieldError(f"{where} must be a JSON object")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ManifestFieldError(f"{where}.{unknown[0]} is not a field this voxprompt knows")
+    for name, f in known.items():
+        if name not in d:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ManifestFieldError(f"{where}.{name} is missing")
+            continue
+        value = d[name]
+        nested = _NESTED.get(name) if cls is Manifest else None
+        ok = isinstance(value, nested) if nested else _matches(value, str(f.type))
+        if not ok:
+            raise ManifestFieldError(f"{where}.{name} is {type(value).__name__}, expected {f.type}")
+        yield name, tuple(value) if str(f.type).startswith("tuple") else value
+
+
+def _build(cls, d, where: str):
+    return cls(**dict(_typed_fields(cls, d, where)))
 
 
 def sha256_file(path: Path) -> str:
@@ -143,14 +195,16 @@ def load_manifest(directory: str | Path, verify: bool = True) -> Manifest:
         raise ModelError(f"{directory}: no {MANIFEST_NAME}; build a model with `voxprompt export`")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not valid JSON ({exc}); re-run `voxprompt export`") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: not a manifest (a JSON object is expected); re-run `voxprompt export`")
     version = raw.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"{path}: format version {version}, this voxprompt reads {FORMAT_VERSION}; re-export the model")
     try:
         manifest = Manifest.from_dict(raw)
-    except (KeyError, TypeError) as exc:
+    except ManifestFieldError as exc:
         raise ModelError(f"{path}: malformed manifest ({exc}); re-run `voxprompt export`") from None
     if manifest.sample_rate != SAMPLE_RATE:
         raise ModelError(f"{path}: sample rate {manifest.sample_rate}, the runtime works at {SAMPLE_RATE}")

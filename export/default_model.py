@@ -87,9 +87,9 @@ def adapted_whisper(ct2: CT2Model, encoder: str, trained: Path = TRAINED_DIR) ->
 
 
 def llm_width(gguf_path: Path) -> int:
-    import llama_cpp
+    from voxprompt.llm import llama_library, silence_llama_logs
 
-    from voxprompt.llm import silence_llama_logs
+    llama_cpp = llama_library()
 
     silence_llama_logs()
     params = llama_cpp.llama_model_default_params()

@@ -11,9 +11,9 @@ QUANTIZATIONS = {"f16": 1, "q4_0": 2, "q8_0": 7, "q4_k_m": 15}  # llama_ftype va
 
 def quantize_gguf(source: str | Path, target: str | Path, quantization: str, n_threads: int = 0) -> None:
     """Write `target` as `source` re-quantised; from a quantised source the weights are dequantised first."""
-    import llama_cpp
+    from voxprompt.llm import llama_library, silence_llama_logs
 
-    from voxprompt.llm import silence_llama_logs
+    llama_cpp = llama_library()
 
     silence_llama_logs()  # the quantiser reports every tensor on stderr
     if quantization not in QUANTIZATIONS:

@@ -114,8 +114,11 @@ def write_gptneox_gguf(llm, spm_path: Path, special_ids: dict[str, int], out: Pa
 
 def check_vocabulary(gguf_path: Path, spm_path: Path, special_ids: dict[str, int]) -> None:
     """The vocabulary survived: llama.cpp finds each special token at its id, and decodes text as SentencePiece."""
-    import llama_cpp
     import sentencepiece
+
+    from voxprompt.llm import llama_library
+
+    llama_cpp = llama_library()
 
     from voxprompt.llm import silence_llama_logs
 

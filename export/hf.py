@@ -27,8 +27,11 @@ def llama_cpp_converter() -> Path:
     override = os.environ.get("VOXPROMPT_HF_CONVERTER")
     if override:
         return Path(override)
-    import llama_cpp
     from platformdirs import user_cache_dir
+
+    from voxprompt.llm import llama_library
+
+    llama_cpp = llama_library()
 
     # the converter of the very llama.cpp release this llama-cpp-python was built from
     path = Path(user_cache_dir("voxprompt")) / f"llama.cpp-{llama_cpp.__version__}" / "convert_hf_to_gguf.py"

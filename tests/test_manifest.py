@@ -61,3 +61,29 @@ def test_width_mismatch_is_a_clear_error(model_copy):
 def test_not_a_model_directory(tmp_path):
     with pytest.raises(ModelError, match="voxprompt export"):
         load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("name,change", [
+    ("a list", lambda d: []),
+    ("a string", lambda d: "encoder.onnx"),
+    ("hashes as a list", lambda d: {**d, "sha256": []}),
+    ("a number as text", lambda d: {**d, "encoder": {**d["encoder"], "vectors_per_second": "6.25"}}),
+    ("a flag as a number", lambda d: {**d, "token_bound": {**d["token_bound"], "extra": 1.5}}),
+    ("a section as a list", lambda d: {**d, "llm": [d["llm"]]}),
+    ("a missing field", lambda d: {**d, "prompt": {"prefix": "x"}}),
+    ("an unknown field", lambda d: {**d, "ctc": {**d["ctc"], "wieght": 0.3}}),
+    ("stop words as text", lambda d: {**d, "prompt": {**d["prompt"], "stop": "<|im_end|>"}}),
+])
+def test_malformed_manifests_are_refused_at_load_in_one_line(tmp_path, default_model_dir, name, change):
+    good = json.loads((default_model_dir / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps(change(good)))
+    with pytest.raises(ModelError) as info:
+        load_manifest(tmp_path)
+    assert "\n" not in str(info.value) and "manifest" in str(info.value)
+
+
+def test_a_well_formed_manifest_reads_back_as_written(default_model_dir):
+    from voxprompt.manifest import Manifest
+
+    m = load_manifest(default_model_dir, verify=False)
+    assert Manifest.from_dict(json.loads(m.to_json())) == m

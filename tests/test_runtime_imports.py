@@ -1,0 +1,39 @@
+"""What the runtime loads: no PyTorch, and llama.cpp only through the door that sets its thread waiting."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import voxprompt
+
+PACKAGE = Path(voxprompt.__file__).parent
+
+
+def test_the_runtime_does_not_import_torch():
+    code = ("import sys, voxprompt.cli, voxprompt.transcriber, voxprompt.files, voxprompt.dictation, voxprompt.ui\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_llama_cpp_is_imported_only_through_llama_library():
+    """A plain `import llama_cpp` before it would load libgomp spinning: 30x slower decodes on busy cores."""
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        for function in ast.walk(ast.parse(path.read_text())):
+            body = function.body if isinstance(function, (ast.FunctionDef, ast.Module)) else []
+            for node in (n for stmt in body for n in ast.walk(stmt)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(n and n.split(".")[0] == "llama_cpp" for n in names):
+                    importers.append(f"{path.name}:{getattr(function, 'name', 'module')}")
+    assert set(importers) == {"llm.py:llama_library"}
+
+
+def test_llama_library_waits_passively_unless_the_user_chose():
+    code = ("import os; from voxprompt.llm import llama_library; llama_library(); print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "passive"
+    env["OMP_WAIT_POLICY"] = "active"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "active"
