@@ -20,14 +20,28 @@ def test_the_runtime_does_not_import_torch():
 def test_llama_cpp_is_imported_only_through_llama_library():
     """A plain `import llama_cpp` before it would load libgomp spinning: 30x slower decodes on busy cores."""
     importers = []
+
+    class Finder(ast.NodeVisitor):
+        def __init__(self, path):
+            self.path, self.where = path, ["module"]
+
+        def visit_FunctionDef(self, node):
+            self.where.append(node.name)
+            self.generic_visit(node)
+            self.where.pop()
+
+        def visit_Import(self, node):
+            self.check([a.name for a in node.names])
+
+        def visit_ImportFrom(self, node):
+            self.check([node.module or ""])
+
+        def check(self, names):
+            if any(n.split(".")[0] == "llama_cpp" for n in names):
+                importers.append(f"{self.path.name}:{self.where[-1]}")
+
     for path in PACKAGE.rglob("*.py"):
-        for function in ast.walk(ast.parse(path.read_text())):
-            body = function.body if isinstance(function, (ast.FunctionDef, ast.Module)) else []
-            for node in (n for stmt in body for n in ast.walk(stmt)):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                         else [node.module] if isinstance(node, ast.ImportFrom) else [])
-                if any(n and n.split(".")[0] == "llama_cpp" for n in names):
-                    importers.append(f"{path.name}:{getattr(function, 'name', 'module')}")
+        Finder(path).visit(ast.parse(path.read_text()))
     assert set(importers) == {"llm.py:llama_library"}
 
 
