@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -235,12 +236,12 @@ def _export(args) -> Path:
 
 def cmd_dictate(args) -> int:
     import json
-    import signal
     import threading
 
-    from voxprompt.dictation import DictationEngine
+    from voxprompt.dictation import Failed, Final, LiveDictation, Partial, Stopped
     from voxprompt.journal import Journal
-    from voxprompt.microphone import DeviceError, Microphone, find_device
+    from voxprompt.microphone import DeviceError, find_device
+    from voxprompt.signals import StopRequested, StopSignals
 
     if args.list_devices:
         from voxprompt.microphone import list_input_devices
@@ -252,50 +253,58 @@ def cmd_dictate(args) -> int:
         from platformdirs import user_data_dir
 
         args.journal = str(Path(user_data_dir("voxprompt")) / "journal.txt")
-    try:
-        device = find_device(args.device)
-        transcriber = _load_transcriber(args)
-    except (DeviceError, ModelError, OSError, ValueError, RuntimeError) as exc:
-        _error(str(exc))
-        return 2
-    if not args.no_ui:
+    with StopSignals() as signals:
+        try:
+            device = find_device(args.device)
+            transcriber = _load_transcriber(args, signals=signals)
+        except (DeviceError, ModelError, OSError, ValueError, RuntimeError) as exc:
+            _error(str(exc))
+            return 2
+        except StopRequested as stop:
+            return stop.exit_code
+    if not args.no_ui:  # the app handles its own keys and SIGTERM
         from voxprompt.ui import DictationApp
 
         DictationApp(transcriber, device, Path(args.journal)).run()
-        print(f"voxprompt: final lines are in {args.journal}", file=sys.stderr)
+        _log(f"final lines are in {args.journal}")
         return 0
 
-    done = threading.Event()
-    failed: list[str] = []
+    with StopSignals() as signals:
+        done = threading.Event()
+        failed: list[str] = []
 
-    def on_event(event) -> None:
-        if event.type == "error":
-            failed.append(event.text)
-        elif event.type == "stopped":
-            done.set()
-        elif args.jsonl and event.type in ("partial", "final"):
-            print(json.dumps(event.to_json()), flush=True)
-        elif event.type == "final" and event.text:
-            print(event.text, flush=True)
+        def on_event(event) -> None:
+            if isinstance(event, Failed):
+                failed.append(event.message)
+            elif isinstance(event, Stopped):
+                done.set()
+            elif args.jsonl and isinstance(event, (Partial, Final)):
+                print(json.dumps(event.to_json()), flush=True)
+            elif isinstance(event, Final) and event.text:
+                print(event.text, flush=True)
 
-    journal = Journal(args.journal)
-    microphone = Microphone(device).start()
-    _log(f"listening on {device.name} ({microphone.rate} Hz); {transcriber.describe_devices()}; Ctrl-C ends")
-    engine = DictationEngine(transcriber, microphone, on_event, journal=journal).start()
-    signal.signal(signal.SIGTERM, lambda *_: engine.request_stop())
-    try:
-        while not done.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    engine.stop()
-    microphone.stop()
-    journal.close()
+        journal = Journal(args.journal)
+        dictation = LiveDictation(transcriber, device, journal, on_event)
+        code = 0
+        try:
+            dictation.start()
+            _log(f"listening on {device.name} ({dictation.microphone.rate} Hz); "
+                 f"{transcriber.describe_devices()}; Ctrl-C ends")
+            while not done.wait(0.2):
+                pass
+        except DeviceError as exc:
+            failed.append(str(exc))
+        except StopRequested as stop:
+            code = 0 if stop.signum == signal.SIGINT else stop.exit_code  # Ctrl-C is how dictation ends
+        finally:
+            with signals.held(raise_after=False):  # the open utterance is committed whatever comes next
+                dictation.stop()
+                journal.close()
     if failed:
         _error(f"{failed[0]}; final lines are in {args.journal}")
         return 1
     _log(f"final lines are in {args.journal}")
-    return 0
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, Union
 
 import numpy as np
 
@@ -17,20 +17,60 @@ from voxprompt.journal import Journal
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 
+if TYPE_CHECKING:
+    from voxprompt.microphone import InputDevice, Microphone
+
 
 @dataclass(frozen=True)
-class DictationEvent:
-    type: str  # "partial" | "final" | "level" | "error" | "stopped"
-    text: str = ""
-    start: float = 0.0  # seconds since the stream began
-    end: float = 0.0
-    latency_ms: float | None = None  # final: from the end of speech to the text; partial: decode time
-    level: float = 0.0  # "level": RMS in dBFS
-    speaking: bool = False
+class Partial:
+    """The open utterance as decoded so far (it may still change)."""
+
+    text: str
+    start: float  # seconds since the stream began
+    end: float
+    latency_ms: float  # decode time
 
     def to_json(self) -> dict:
-        return {"type": self.type, "text": self.text, "start": round(self.start, 3), "end": round(self.end, 3),
-                "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1)}
+        return _json("partial", self)
+
+
+@dataclass(frozen=True)
+class Final:
+    """A committed line (journaled before this event is sent)."""
+
+    text: str
+    start: float
+    end: float
+    latency_ms: float  # from the end of speech to the text
+
+    def to_json(self) -> dict:
+        return _json("final", self)
+
+
+@dataclass(frozen=True)
+class Level:
+    dbfs: float  # RMS of the latest audio
+    speaking: bool
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The engine stopped on an error (a vanished device, a decode error); what was heard is committed."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The engine's last event."""
+
+
+DictationEvent = Union[Partial, Final, Level, Failed, Stopped]
+
+
+def _json(kind: str, event: Partial | Final) -> dict:
+    return {"type": kind, "text": event.text, "start": round(event.start, 3), "end": round(event.end, 3),
+            "latency_ms": round(event.latency_ms, 1)}
 
 
 @dataclass(frozen=True)
@@ -63,7 +103,8 @@ class DictationEngine:
         self._last_partial_at = 0
         self._speculative: tuple[tuple[int, int], Segment] | None = None  # (segment start, length) -> result
         self._last_level_at = 0
-        self.finals: list[DictationEvent] = []
+        self._draining = False
+        self.finals: list[Final] = []
 
     # -- control --------------------------------------------------------------------------------
     def start(self) -> "DictationEngine":
@@ -95,6 +136,7 @@ class DictationEngine:
                 if self.paused.is_set():
                     continue
                 self._consume(block)
+            self._drain()
             for segment in self.vad.flush():
                 self._final(segment)
         except Exception as exc:  # a vanished device, a decode error: say it, keep what we have
@@ -103,9 +145,21 @@ class DictationEngine:
                     self._final(segment)
                 except Exception:
                     pass
-            self.on_event(DictationEvent("error", text=str(exc)))
+            self.on_event(Failed(str(exc)))
         finally:
-            self.on_event(DictationEvent("stopped"))
+            self.on_event(Stopped())
+
+    def _drain(self) -> None:
+        """At stop: the audio already captured goes through the VAD (no partials), so the words spoken just
+        before Ctrl-C are in the last final."""
+        if self.paused.is_set():
+            return
+        self._draining = True
+        queued = self.source.backlog_seconds() * SAMPLE_RATE  # what was captured when stop came, no more
+        while queued > 0 and (block := self.source.read(timeout=0.0)) is not None:
+            queued -= len(block)
+            if len(block):
+                self._consume(block)
 
     def _consume(self, block: np.ndarray) -> None:
         now = time.monotonic()
@@ -117,9 +171,11 @@ class DictationEngine:
         if self._samples - self._last_level_at >= o.level_every_s * SAMPLE_RATE:
             self._last_level_at = self._samples
             rms = float(np.sqrt(np.mean(block**2)) + 1e-9)
-            self.on_event(DictationEvent("level", level=20 * np.log10(rms), speaking=self.vad.in_speech))
+            self.on_event(Level(20 * float(np.log10(rms)), self.vad.in_speech))
         for segment in self.vad.push(block):
             self._final(segment)
+        if self._draining:
+            return  # stopping: finals only
         candidate = self.vad.closing_candidate()
         if not self.vad.in_speech:
             self._last_partial_at = self._samples
@@ -133,8 +189,7 @@ class DictationEngine:
             self._last_partial_at = self._samples
             t0 = time.monotonic()
             result = self.transcriber.transcribe_segment(self.vad.current())
-            self.on_event(DictationEvent("partial", result.text, result.start, result.end,
-                                         (time.monotonic() - t0) * 1e3, speaking=True))
+            self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
 
     def _arrival_time(self, sample: int) -> float:
         for count, when in self._arrivals:
@@ -151,8 +206,37 @@ class DictationEngine:
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3
-        event = DictationEvent("final", result.text, result.start, result.end, latency)
+        event = Final(result.text, result.start, result.end, latency)
         if result.text and self.journal is not None:
             self.journal.append(result.text)
         self.finals.append(event)
         self.on_event(event)
+
+
+class LiveDictation:
+    """A microphone, its engine and the journal, started and stopped together: the app and `--no-ui`
+    both run dictation through this."""
+
+    def __init__(self, transcriber: Transcriber, device: "InputDevice", journal: Journal | None,
+                 on_event: Callable[[DictationEvent], None], options: DictationOptions = DictationOptions()):
+        self.transcriber, self.device, self.journal = transcriber, device, journal
+        self.on_event, self.options = on_event, options
+        self.microphone: "Microphone | None" = None
+        self.engine: DictationEngine | None = None
+
+    def start(self) -> "LiveDictation":
+        """Open the device (DeviceError if it cannot be) and start listening."""
+        from voxprompt.microphone import Microphone
+
+        self.microphone = Microphone(self.device).start()
+        self.engine = DictationEngine(self.transcriber, self.microphone, self.on_event, self.options,
+                                      self.journal).start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit the open utterance (what was captured before this call), then close the device."""
+        if self.engine is not None:
+            self.engine.stop(timeout)
+        if self.microphone is not None:
+            self.microphone.stop()
+        self.engine = self.microphone = None

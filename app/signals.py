@@ -49,8 +49,9 @@ class StopSignals:
             raise StopRequested(signum)
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold signals for the block (C code that calls back into Python); raise one that came after."""
+    def held(self, raise_after: bool = True) -> Iterator[None]:
+        """Hold signals for the block (C code that calls back into Python); raise one that came after, or
+        with raise_after=False drop it (the block is the shutdown the signal asks for)."""
         self._holding += 1
         try:
             yield
@@ -58,4 +59,5 @@ class StopSignals:
             self._holding -= 1
         if not self._holding and self.pending is not None:
             signum, self.pending = self.pending, None
-            raise StopRequested(signum)
+            if raise_after:
+                raise StopRequested(signum)

@@ -1,18 +1,30 @@
 """`voxprompt dictate`: the Textual app over the dictation engine."""
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Select, Static
 
-from voxprompt.dictation import DictationEngine, DictationEvent, DictationOptions
+from voxprompt.dictation import DictationEvent, DictationOptions, Failed, Final, Level, LiveDictation, Partial
 from voxprompt.journal import Journal
-from voxprompt.microphone import InputDevice, Microphone, list_input_devices
+from voxprompt.microphone import InputDevice, list_input_devices
+
+
+class EngineEvent(Message):
+    """A dictation event, posted from the engine's thread (never waits for the UI: a stop that joins the
+    engine from the UI thread must not deadlock on the engine's last events)."""
+
+    def __init__(self, event: DictationEvent):
+        super().__init__()
+        self.event = event
 
 
 class DictationApp(App):
@@ -28,14 +40,17 @@ class DictationApp(App):
     #finals { border: round $secondary; }
     #status { height: 1; padding: 0 1; }
     """
+    # priority: the footer's keys work whichever widget has the focus (the device picker took `q`)
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause/resume"),
-        Binding("c", "copy_last", "Copy last"),
-        Binding("a", "copy_all", "Copy all"),
-        Binding("s", "save", "Save"),
-        Binding("x", "clear", "Clear"),
-        Binding("q", "quit", "Quit"),
+        Binding("p", "toggle_pause", "Pause/resume", priority=True),
+        Binding("c", "copy_last", "Copy last", priority=True),
+        Binding("a", "copy_all", "Copy all", priority=True),
+        Binding("s", "save", "Save", priority=True),
+        Binding("x", "clear", "Clear", priority=True),
+        Binding("q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
+    AUTO_FOCUS = "#finals"
     paused: reactive[bool] = reactive(False)
 
     def __init__(self, transcriber, device: InputDevice, journal_path: Path, options: DictationOptions = DictationOptions()):
@@ -44,8 +59,8 @@ class DictationApp(App):
         self.journal = Journal(journal_path)
         self.lines: list[str] = []
         self.events: list[str] = []  # the order partials and finals arrived in, for the status of the app
-        self.engine: DictationEngine | None = None
-        self.microphone: Microphone | None = None
+        self.dictation: LiveDictation | None = None
+        self.stopping = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -61,46 +76,49 @@ class DictationApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # SIGTERM (a logout, `kill`) quits like `q`: the open utterance is committed first
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: self.run_worker(self.action_quit()))
         self.start_engine(self.device)
+
+    @property
+    def engine(self):
+        return self.dictation.engine if self.dictation is not None else None
 
     # -- engine ---------------------------------------------------------------------------------
     def start_engine(self, device: InputDevice) -> None:
         self.stop_engine()
         self.device = device
+        dictation = LiveDictation(self.transcriber, device, self.journal, lambda e: self.post_message(EngineEvent(e)),
+                                  self.options)
         try:
-            self.microphone = Microphone(device).start()
+            self.dictation = dictation.start()
         except Exception as exc:
             self.set_status(f"cannot open {device.name}: {exc}")
             return
-        self.engine = DictationEngine(self.transcriber, self.microphone,
-                                      lambda e: self.call_from_thread(self.handle_event, e),
-                                      self.options, self.journal).start()
-        self.set_status(f"listening on {device.name} ({self.microphone.rate} Hz) - "
+        self.set_status(f"listening on {device.name} ({dictation.microphone.rate} Hz) - "
                         f"{self.transcriber.describe_devices()}")
 
     def stop_engine(self) -> None:
-        if self.engine is not None:
-            self.engine.stop()
-            self.engine = None
-        if self.microphone is not None:
-            self.microphone.stop()
-            self.microphone = None
+        if self.dictation is not None:
+            self.dictation.stop()
+            self.dictation = None
 
-    def handle_event(self, event: DictationEvent) -> None:
-        if event.type == "level":
-            self.query_one("#meter", ProgressBar).update(progress=max(0.0, 60 + event.level))
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if isinstance(event, Level):
+            self.query_one("#meter", ProgressBar).update(progress=max(0.0, 60 + event.dbfs))
             self.query_one("#speech", Label).update("SPEECH" if event.speaking else "silence")
-        elif event.type == "partial":
+        elif isinstance(event, Partial):
             self.events.append("partial")
             self.query_one("#partial", Static).update(event.text)
-        elif event.type == "final":
+        elif isinstance(event, Final):
             self.events.append("final")
             self.query_one("#partial", Static).update("")
             if event.text:
                 self.lines.append(event.text)
                 self.query_one("#finals", RichLog).write(f"{event.text}   ({event.latency_ms:.0f} ms)")
-        elif event.type == "error":
-            self.set_status(f"stopped: {event.text}")
+        elif isinstance(event, Failed):
+            self.set_status(f"stopped: {event.message}")
 
     def set_status(self, text: str) -> None:
         self.query_one("#status", Label).update(text)
@@ -137,6 +155,10 @@ class DictationApp(App):
         self.query_one("#finals", RichLog).clear()
 
     async def action_quit(self) -> None:
-        self.stop_engine()
+        if self.stopping:
+            return
+        self.stopping = True
+        self.set_status("committing what was said...")
+        await asyncio.to_thread(self.stop_engine)  # the UI keeps drawing the last final meanwhile
         self.journal.close()
         self.exit()

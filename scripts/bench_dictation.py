@@ -53,7 +53,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vp-bench-"))
     env = start_virtual_microphone(work / "pulse")
     os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
-    from voxprompt.dictation import DictationEngine
+    from voxprompt.dictation import DictationEngine, Final, Partial
     from voxprompt.export.default_model import ensure_default_model
     from voxprompt.microphone import Microphone, find_device
     from voxprompt.llm import LlmOptions
@@ -88,8 +88,8 @@ def main() -> None:
         time.sleep(1.0)
         with lock:
             got = list(events)
-        partials = [t for t, e in got if e.type == "partial"]
-        done = [e for _, e in got if e.type == "final"]
+        partials = [t for t, e in got if isinstance(e, Partial)]
+        done = [e for _, e in got if isinstance(e, Final)]
         if done:
             finals.append(done[0].latency_ms)
         if partials:

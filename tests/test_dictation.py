@@ -86,3 +86,26 @@ def test_abrupt_kill_keeps_the_journal(mic_env, utterances, tmp_path, default_mo
     proc.wait()
     player.wait(timeout=60)
     assert journal.read_text().count("\n") >= 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_right_after_a_sentence_commits_it(mic_env, tmp_path, recording_audio, default_model_dir, signum):
+    """Ctrl-C (or SIGTERM) the moment the speaker stops: the sentence is finalised and journaled first."""
+    wav = tmp_path / "one.wav"
+    sf.write(wav, np.concatenate([silence(0.5), recording_audio]), SAMPLE_RATE)  # no pause after it
+    journal = tmp_path / "journal.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "voxprompt", "dictate", "--no-ui", "--jsonl", "--device", "pulse",
+                             "--journal", journal], env=mic_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=as_in_a_terminal)
+    try:
+        while "listening on" not in proc.stderr.readline():
+            assert proc.poll() is None, proc.stderr.read()
+        play(wav, mic_env).wait(timeout=60)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == (0 if signum == signal.SIGINT else 143), err
+    finals = [json.loads(line) for line in out.splitlines() if '"final"' in line]
+    assert len(finals) == 1 and finals[0]["text"], (out, err)
+    assert journal.read_text().count("\n") == 1 and finals[0]["text"] in journal.read_text()

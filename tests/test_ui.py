@@ -58,3 +58,37 @@ async def drive(app, wav, env) -> int:
         assert app.lines == []
         await pilot.press("q")
     return committed
+
+
+@pytest.mark.parametrize("quit_key", ["q", "ctrl+c"])
+async def test_every_footer_key_works_from_the_first_screen(tmp_path, transcriber, monkeypatch, quit_key):
+    """The device picker once held the focus and took `q`: each binding is pressed on a fresh app."""
+    env = start_virtual_microphone(tmp_path / "pulse")
+    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
+    monkeypatch.chdir(tmp_path)
+    from voxprompt.microphone import find_device
+    from voxprompt.ui import DictationApp
+
+    app = DictationApp(transcriber, find_device("pulse"), tmp_path / "journal.txt")
+    try:
+        async with app.run_test(size=(110, 30)) as pilot:
+            await pilot.pause(0.5)
+            app.lines.extend(["First line.", "Second line."])  # as if two finals had come
+            assert {b.key for b in app.BINDINGS if b.show} == {"p", "c", "a", "s", "x", "q"}
+            await pilot.press("p")
+            assert app.paused and app.engine.paused.is_set()
+            await pilot.press("p")
+            assert not app.paused and not app.engine.paused.is_set()
+            await pilot.press("c")
+            assert app.clipboard == "Second line."
+            await pilot.press("a")
+            assert app.clipboard == "First line.\nSecond line."
+            await pilot.press("s")
+            assert (tmp_path / "dictation-2-lines.txt").read_text() == "First line.\nSecond line.\n"
+            await pilot.press("x")
+            assert app.lines == []
+            await pilot.press(quit_key)
+            await pilot.pause(0.5)
+            assert app.return_code == 0 and app.dictation is None  # exited, microphone closed
+    finally:
+        stop_virtual_microphone(env)
