@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Iterator, Protocol
 
 import numpy as np
-
 from voxprompt.ctc import CtcPrefixScorer
 from voxprompt.search import BeamSearch, Finished, RepetitionGuard
 
@@ -119,3 +118,12 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
         for prompt in active:
             for seat in prompt.search.seats:
                 llm.release(seat)
+
+
+def generate(llm: PromptDecoder, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
+             ) -> Iterator[TokenPiece]:
+    """One prompt's transcript tokens, streamed as they settle (a repetition loop stops them; decode_many's
+    Finished says where its first copy ends). For tests and measurements; users go through Transcriber."""
+    for _, event in decode_many(llm, [Request(None, speech, max_new_tokens, ctc)]):
+        if isinstance(event, TokenPiece):
+            yield event

@@ -7,17 +7,14 @@ until it is done.
 """
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 import numpy as np
-
 from voxprompt.audio import SAMPLE_RATE, AudioError, probe, stream_audio
-from voxprompt.decoding import Finished, Request, TokenPiece, decode_many
-from voxprompt.transcriber import Segment, Timing, Transcriber
+from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment
 
 
@@ -75,10 +72,7 @@ class _InFlight:
 
     path: Path
     speech: SpeechSegment
-    encode_ms: float
-    admitted: float
     pieces: list[str] = field(default_factory=list)
-    first_token: float | None = None
     result: Segment | None = None
     announced: bool = False
     reported: int = 0  # pieces already reported
@@ -90,7 +84,7 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
     outbox: deque[FileEvent | _InFlight] = deque()
     in_flight: dict[int, _InFlight] = {}
 
-    def requests() -> Iterator[Request]:
+    def segments() -> Iterator[tuple[int, SpeechSegment]]:
         key = 0
         for name in paths:
             path = Path(name.name if isinstance(name, AudioClip) else name)
@@ -98,13 +92,10 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
                 reader = _CountingReader(name)
                 outbox.append(FileStarted(path, reader.duration()))
                 for speech in transcriber.segments(reader.blocks()):
-                    t0 = time.perf_counter()
-                    request = transcriber.request(key, speech)
-                    t1 = time.perf_counter()
-                    entry = in_flight[key] = _InFlight(path, speech, (t1 - t0) * 1e3, t1)
+                    entry = in_flight[key] = _InFlight(path, speech)
                     outbox.append(entry)
                     outbox.append(Progress(path, reader.seconds))
-                    yield request
+                    yield key, speech
                     key += 1
             except AudioError as exc:
                 outbox.append(FileDone(path, exc))
@@ -130,18 +121,11 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
             outbox.popleft()
             yield SegmentDone(head.path, head.result)
 
-    for key, event in decode_many(transcriber.llm, requests()):
-        entry = in_flight[key]
-        now = time.perf_counter()
-        if isinstance(event, TokenPiece):
-            entry.first_token = entry.first_token or now
-            entry.pieces.append(event.text)
+    for key, event in transcriber.decode(segments()):
+        if isinstance(event, Segment):
+            in_flight.pop(key).result = event
         else:
-            assert isinstance(event, Finished)
-            del in_flight[key]
-            first = entry.first_token or now
-            timing = Timing(entry.encode_ms, (first - entry.admitted) * 1e3, (now - first) * 1e3, len(event.tokens))
-            entry.result = transcriber.segment_result(entry.speech, event.tokens, timing)
+            in_flight[key].pieces.append(event.text)
         yield from report()
     yield from report()
 

@@ -1,8 +1,8 @@
 """llama.cpp with speech vectors injected as prompt embeddings, streaming transcript tokens.
 
 One batch holds either token ids or embeddings, so a prompt is decoded in runs: the fixed prefix
-(once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step
-(search.py chooses the tokens, decoding.py runs one prompt or several at once).
+(once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step. This is
+the adapter below the decoding loop: decoding.py drives it (search.py chooses the tokens).
 """
 from __future__ import annotations
 
@@ -10,18 +10,14 @@ import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-
-from voxprompt.ctc import CtcPrefixScorer
-from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 
 FILE_PARALLEL = 8  # segments in flight when transcribing files: one llama.cpp step advances them all
 
-__all__ = ["FILE_PARALLEL", "LlmOptions", "RepetitionGuard", "SpeechPromptLLM", "TokenPiece"]
+__all__ = ["FILE_PARALLEL", "LlmOptions", "RepetitionGuard", "SpeechPromptLLM"]
 
 
 @dataclass(frozen=True)
@@ -287,15 +283,7 @@ class SpeechPromptLLM:
         if self._ctx:
             self._lib.llama_memory_seq_rm(self._memory(), seat, len(self.prefix_ids), -1)
 
-    # -- transcripts ------------------------------------------------------------------------------
-    def generate(self, speech: np.ndarray, max_new_tokens: int, ctc: CtcPrefixScorer | None = None
-                 ) -> Iterator[TokenPiece]:
-        """The transcript tokens of one segment's speech vectors [n, width], streamed as they settle (a
-        repetition loop stops them; decoding.decode_many's Finished says where its first copy ends)."""
-        for _, event in decode_many(self, [Request(None, speech, max_new_tokens, ctc)]):
-            if isinstance(event, TokenPiece):
-                yield event
-
+    # -- measurements ---------------------------------------------------------------------------
     def forced_logits(self, speech: np.ndarray, tokens: list[int]) -> np.ndarray:
         """Logits at each step of the speech prompt followed by `tokens` (teacher forcing): [len(tokens) + 1, vocab].
         For measuring how far a quantised model drifts from another along the same transcript."""

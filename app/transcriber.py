@@ -1,18 +1,18 @@
 """The pipeline: audio -> VAD segments -> encoder.onnx -> speech vectors -> llama.cpp -> Segment results.
 
-One segment at a time here (live dictation); files.py decodes many files' segments together."""
+Transcriber.decode is the one decoding path; files.py orders its results by file, dictation.py takes
+one segment at a time."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Hashable, Iterator
+from typing import Callable, Hashable, Iterable, Iterator
 
 import numpy as np
-
 from voxprompt.ctc import CtcHead, CtcPrefixScorer
-from voxprompt.decoding import Finished, Request, decode_many
+from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
@@ -94,24 +94,41 @@ class Transcriber:
         llm = "GPU offload" if self.llm.gpu_offload else "CPU"
         return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
 
+    def decode(self, segments: Iterable[tuple[Hashable, SpeechSegment]]) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
+        """The one decoding path: (key, segment) pairs in, each one's tokens as they settle and then its
+        Segment result, up to the LLM's n_parallel segments in flight. A segment is encoded only when a
+        seat is free for it, so memory stays bounded however many come. Files, dictation, `eval` and the
+        benchmarks all decode through here."""
+        started: dict[Hashable, tuple[SpeechSegment, float, float]] = {}  # segment, encode ms, admitted at
+        first_token: dict[Hashable, float] = {}
+
+        def requests() -> Iterator[Request]:
+            for key, segment in segments:
+                t0 = time.perf_counter()
+                request = self.request(key, segment)
+                t1 = time.perf_counter()
+                started[key] = (segment, (t1 - t0) * 1e3, t1)
+                yield request
+
+        for key, event in decode_many(self.llm, requests()):
+            now = time.perf_counter()
+            if isinstance(event, TokenPiece):
+                first_token.setdefault(key, now)
+                yield key, event
+                continue
+            segment, encode_ms, admitted = started.pop(key)
+            first = first_token.pop(key, now)
+            timing = Timing(encode_ms, (first - admitted) * 1e3, (now - first) * 1e3, len(event.tokens))
+            yield key, self.segment_result(segment, event.tokens, timing)  # a repetition loop cut to its first copy
+
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None) -> Segment:
-        """One segment on its own (live dictation); files go through files.transcribe_files."""
-        t0 = time.perf_counter()
-        request = self.request(None, segment)
-        t1 = time.perf_counter()
-        tokens: list[int] = []
-        t_first = None
-        for _, event in decode_many(self.llm, [request]):
-            if isinstance(event, Finished):
-                tokens = event.tokens  # a repetition loop cut to its first copy
-            else:
-                t_first = t_first or time.perf_counter()
-                if on_token is not None and event.text:
-                    on_token(event.text)
-        t2 = time.perf_counter()
-        t_first = t_first or t2
-        timing = Timing((t1 - t0) * 1e3, (t_first - t1) * 1e3, (t2 - t_first) * 1e3, len(tokens))
-        return self.segment_result(segment, tokens, timing)
+        """One segment on its own (live dictation)."""
+        for _, event in self.decode([(None, segment)]):
+            if isinstance(event, Segment):
+                return event
+            if on_token is not None and event.text:
+                on_token(event.text)
+        raise RuntimeError("the decoder ended without a result")
 
     def segment_result(self, segment: SpeechSegment, tokens: list[int], timing: Timing) -> Segment:
         text = " ".join(self.llm.detokenize(tokens).split())  # one line: subtitle formats end an entry at a blank line

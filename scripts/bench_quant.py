@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from voxprompt.decoding import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -60,7 +61,7 @@ def measure(models: dict[str, Path], clips: list[np.ndarray], threads: int) -> l
         for i, clip in enumerate(clips):
             speech = t.encoder(clip)
             t0 = time.perf_counter()
-            tokens = [p.token for p in t.llm.generate(speech, t.manifest.token_bound(len(clip) / 16000))]
+            tokens = [p.token for p in generate(t.llm, speech, t.manifest.token_bound(len(clip) / 16000))]
             gen_s += time.perf_counter() - t0
             n_tokens += len(tokens)
             if q == "f16":

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import ASTERISK_SOUNDS
 from voxprompt.audio import load_audio
 from voxprompt.ctc import CtcPrefixScorer
+from voxprompt.decoding import generate
 from voxprompt.models.evaluate import wer
 
 
@@ -97,7 +97,7 @@ def test_ctc_scoring_lowers_word_errors_on_unseen_real_prompts(transcriber, aste
         speech = transcriber.encoder(load_audio(ASTERISK_SOUNDS / f"{name}.wav"))
         bound = transcriber.manifest.token_bound(len(speech) / transcriber.manifest.encoder.vectors_per_second)
         refs.append(asterisk_transcripts[name])
-        llm_alone.append(transcriber.llm.detokenize([p.token for p in transcriber.llm.generate(speech, bound)]))
-        joint.append(transcriber.llm.detokenize([p.token for p in transcriber.llm.generate(
-            speech, bound, transcriber.scorer(speech))]))
+        llm_alone.append(transcriber.llm.detokenize([p.token for p in generate(transcriber.llm, speech, bound)]))
+        joint_tokens = generate(transcriber.llm, speech, bound, transcriber.scorer(speech))
+        joint.append(transcriber.llm.detokenize([p.token for p in joint_tokens]))
     assert wer(refs, joint) < 0.5 * wer(refs, llm_alone)

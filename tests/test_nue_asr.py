@@ -3,9 +3,9 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import run_voxprompt
 from nue_asr_checkpoint import make_checkpoint
+from voxprompt.decoding import generate
 from voxprompt.export.nue_asr import export_nue_asr, special_token_ids
 from voxprompt.llm import LlmOptions, RepetitionGuard, SpeechPromptLLM
 from voxprompt.manifest import ModelError, load_manifest
@@ -60,7 +60,7 @@ def test_app_and_transformers_generate_give_the_same_greedy_tokens(checkpoint, e
             with torch.no_grad():
                 expected = reference.encoder(torch.from_numpy(pcm)[None])[0].numpy()
             assert abs(speech - expected).max() < 1e-4
-            ours = [p.token for p in runtime.llm.generate(speech, runtime.manifest.token_bound(len(pcm) / 16000))]
+            ours = [p.token for p in generate(runtime.llm, speech, runtime.manifest.token_bound(len(pcm) / 16000))]
             assert len(theirs) >= 8
             assert ours == theirs
             seen.update(theirs)
@@ -111,8 +111,9 @@ def test_a_tokenizer_without_the_prompt_tokens_is_refused(checkpoint, tmp_path):
 
     other = tmp_path / "other"
     shutil.copytree(checkpoint, other)
-    from nue_asr_checkpoint import TEXT
     import io
+
+    from nue_asr_checkpoint import TEXT
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(TEXT.splitlines() * 20), model_writer=model,
