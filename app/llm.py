@@ -16,6 +16,9 @@ from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 
 FILE_PARALLEL = 8  # segments in flight when transcribing files: one llama.cpp step advances them all
+# Tokens llama.cpp computes at once: its compute buffer scales with this (64 MB at 512, 25 MB at 128)
+# and a prompt of up to ~200 speech vectors takes two passes instead of one.
+UBATCH = 128
 
 __all__ = ["FILE_PARALLEL", "LlmOptions", "RepetitionGuard", "SpeechPromptLLM"]
 
@@ -127,7 +130,7 @@ class SpeechPromptLLM:
             raise ModelError(f"{gguf_path}: llama.cpp cannot load it; re-run `voxprompt export`")
         params = lib.llama_context_default_params()
         cells, seats = options.cells_per_sequence, options.seats
-        params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, 512)
+        params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, UBATCH)
         params.n_seq_max, params.kv_unified = seats, False
         params.n_threads = params.n_threads_batch = options.n_threads or physical_cores()
         params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
