@@ -354,18 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
     d.set_defaults(func=cmd_dictate, device_kind="auto")
 
-    # `eval` has its own parser (voxprompt.models.evaluate); listed here for --help.
-    sub.add_parser("eval", help="word error rate over a corpus (see `voxprompt eval --help`)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["eval"]:
-        from voxprompt.models.evaluate import main as evaluate_main
-
-        return evaluate_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     return args.func(args)
 
 

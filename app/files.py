@@ -80,7 +80,7 @@ class _InFlight:
 
 def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | AudioClip]) -> Iterator[FileEvent]:
     """Transcribe files (or clips) one after another in order, with up to the LLM's n_parallel segments
-    in flight. `voxprompt transcribe` and `voxprompt eval` both run this."""
+    in flight. `voxprompt transcribe` and `python -m voxprompt.models.evaluate` both run this."""
     outbox: deque[FileEvent | _InFlight] = deque()
     in_flight: dict[int, _InFlight] = {}
 

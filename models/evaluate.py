@@ -1,6 +1,6 @@
 """Word error rate of a model over the corpus splits, with Whisper tiny.en on the same clips alongside.
 
-    voxprompt eval --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--beam 4] [--whisper]
+    python -m voxprompt.models.evaluate --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--beam 4] [--whisper]
 
 Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would. Text goes
 through Whisper's English normaliser before scoring; a clip whose reference normalises to nothing (a
@@ -176,7 +176,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
     for split in splits:
         clips = list(read_split(data, split))[skip:skip + limit]
         if not clips:
-            raise SystemExit(f"voxprompt eval: no clips for split {split!r} in {data}")
+            raise SystemExit(f"voxprompt.models.evaluate: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
         t0 = time.perf_counter()
         hyps = transcribe_clips(transcriber, clips)
@@ -204,7 +204,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="voxprompt eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m voxprompt.models.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a corpus folder (python -m voxprompt.models.dataset)")
     parser.add_argument("--model", type=Path, help="model directory (default: the bundled model)")

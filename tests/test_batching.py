@@ -89,7 +89,7 @@ def test_speech_longer_than_the_context_is_refused_clearly(three_seats):
 
 
 def test_evaluation_transcribes_clips_through_the_path_files_take(three_seats, files):
-    """`voxprompt eval` scores what `voxprompt transcribe` would write: a clip in memory gives the same
+    """`python -m voxprompt.models.evaluate` scores what `voxprompt transcribe` would write: a clip in memory gives the same
     segments and tokens as the file it came from."""
     from voxprompt.files import AudioClip
     from voxprompt.models.dataset import Utterance
