@@ -9,6 +9,7 @@ from typing import Iterator
 import numpy as np
 
 SAMPLE_RATE = 16_000  # what every voxprompt model reads
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")  # what `--recursive` picks up (libsndfile reads them)
 
 
 class AudioError(Exception):

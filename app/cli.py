@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from voxprompt.audio import AUDIO_SUFFIXES
 from voxprompt.llm import FILE_PARALLEL, LlmOptions
 from voxprompt.manifest import ModelError
 from voxprompt.writers import FORMATS, format_timestamp, open_writer
@@ -98,14 +101,35 @@ class _Display:
             self.progress = None
 
 
+@dataclass
+class _Tally:
+    """What a batch did, for the summary line at its end."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: dict = field(default_factory=dict)  # path -> reason
+    audio_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def summary(self) -> str:
+        wall = time.perf_counter() - self.started
+        rtf = f", real-time factor {wall / self.audio_s:.3f}" if self.audio_s else ""
+        return (f"{self.done} transcribed, {self.skipped} skipped (already complete), {len(self.failed)} failed; "
+                f"{self.audio_s / 3600:.2f} h of audio in {wall / 60:.1f} min{rtf}")
+
+
 def cmd_transcribe(args) -> int:
     from rich.console import Console
 
-    from voxprompt.files import FileDone, transcribe_files
-    from voxprompt.outputs import OutputError, output_paths, prepare_output_dir, printable
+    from voxprompt.files import FileDone, FileStarted, transcribe_files
+    from voxprompt.outputs import (OutputError, find_inputs, is_complete, output_paths, prepare_output_dir,
+                                   printable, remove_stale_partials)
     from voxprompt.signals import StopRequested, StopSignals
 
-    inputs = [Path(f) for f in args.files]
+    inputs = find_inputs(args.files, args.recursive)
+    if not inputs:
+        _error(f"no audio files ({', '.join(sorted(s[1:] for s in AUDIO_SUFFIXES))}) in {' '.join(args.files)}")
+        return 2
     outputs: dict[Path, Path] = {}
     if args.output_dir:
         try:  # before the model loads: a bad folder is known at once
@@ -114,10 +138,12 @@ def cmd_transcribe(args) -> int:
             _error(str(exc))
             return 2
         outputs = output_paths(inputs, Path(args.output_dir), args.format)
+        for path in outputs.values():
+            remove_stale_partials(path)
     console = Console(file=sys.stdout, highlight=False)
     display = _Display(console, live_progress=sys.stdout.isatty() and not args.quiet)
     show = not args.quiet
-    failed: dict[Path, str] = {}
+    tally = _Tally()
     writer = None
     with StopSignals() as signals:
         try:
@@ -129,21 +155,33 @@ def cmd_transcribe(args) -> int:
             _error(f"stopped ({stop}) before anything was transcribed")
             return stop.exit_code
         _log(transcriber.describe_devices())
+        run = {"model": transcriber.manifest.model_id, "beam": args.beam}
+        todo = [i.path for i in inputs]
+        if outputs and not args.overwrite:
+            todo = [path for path in todo if not is_complete(outputs[path], run)]
+            tally.skipped = len(inputs) - len(todo)
+            if tally.skipped:
+                _log(f"skipping {tally.skipped} of {len(inputs)} files whose transcripts are complete "
+                     "(--overwrite redoes them)")
         try:
-            for event in transcribe_files(transcriber, inputs):
-                if event.path in failed:
+            for event in transcribe_files(transcriber, todo):
+                if event.path in tally.failed:
                     continue  # its output failed: the rest of its segments have nowhere to go
                 try:
-                    writer = _on_file_event(event, display, show, outputs, writer, args.format)
+                    writer = _on_file_event(event, display, show, outputs, writer, args.format, run)
                 except OutputError as exc:
                     _error(str(exc))
-                    failed[event.path] = str(exc)
+                    tally.failed[event.path] = str(exc)
                     writer = None
                     display.end_file()
                     continue
-                if isinstance(event, FileDone) and event.error is not None:
+                if isinstance(event, FileStarted):
+                    tally.audio_s += event.duration
+                elif isinstance(event, FileDone) and event.error is not None:
                     _error(str(event.error))
-                    failed[event.path] = str(event.error)
+                    tally.failed[event.path] = str(event.error)
+                elif isinstance(event, FileDone):
+                    tally.done += 1
         except StopRequested as stop:
             display.end_file()
             where = "the output above"
@@ -151,23 +189,26 @@ def cmd_transcribe(args) -> int:
             if kept is not None:
                 where = printable(kept)
             _error(f"interrupted ({stop}); what was transcribed of the current file is in {where}; "
-                   "finished transcripts are complete")
+                   "finished transcripts are complete (run the same command again to resume)")
             return stop.exit_code
         finally:
             transcriber.close()
-    if failed:
-        _error(f"{len(failed)} of {len(inputs)} files failed")
-    return 1 if failed else 0
+    if len(inputs) > 1:
+        _log(tally.summary())
+    if tally.failed:
+        _error(f"{len(tally.failed)} of {len(inputs)} files failed: " +
+               "; ".join(printable(path.name) for path in tally.failed))
+    return 1 if tally.failed else 0
 
 
-def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, fmt: str):
+def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, fmt: str, run: dict):
     """Show one transcription event and write it; returns the open writer (None between files)."""
     from voxprompt.files import FileDone, FileStarted, Progress, SegmentDone, SegmentStarted, TokenText
     from voxprompt.outputs import printable
 
     if isinstance(event, FileStarted):
         display.start_file(event.path, event.duration)
-        return open_writer(fmt, outputs[event.path], event.path) if outputs else None
+        return open_writer(fmt, outputs[event.path], event.path, run) if outputs else None
     if isinstance(event, SegmentStarted) and show:
         display.segment_start(event.speech)
     elif isinstance(event, TokenText) and show:
@@ -312,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg; any rate and channels)")
-    t.add_argument("files", nargs="+", metavar="FILE")
+    t.add_argument("files", nargs="+", metavar="FILE", help="audio files, or folders with --recursive")
+    t.add_argument("--recursive", "-r", action="store_true",
+                   help="transcribe the audio files below each folder given; with --output-dir, a run started "
+                        "again skips files whose transcripts are complete")
+    t.add_argument("--overwrite", action="store_true", help="redo transcripts that are already complete")
     t.add_argument("--format", choices=FORMATS, default="txt", help="transcript format (default: txt)")
     t.add_argument("--output-dir", metavar="DIR", help="write DIR/<stem>.<format> for each file")
     t.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")

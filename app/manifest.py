@@ -94,6 +94,12 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    @property
+    def model_id(self) -> str:
+        """A short name for exactly these model files (their hashes) and this manifest: a transcript made
+        by another model is not taken for one of this model's."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
         """Built from parsed JSON, every field checked against its type: ManifestFieldError names the first

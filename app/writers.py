@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from voxprompt.outputs import PARTIAL_SUFFIX, OutputError, describe, partial_path, printable
+from voxprompt.outputs import (PARTIAL_SUFFIX, OutputError, describe, partial_path, printable,
+                               remove_stale_partials)
 from voxprompt.transcriber import Segment
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -28,11 +29,13 @@ class TranscriptWriter:
 
     extension = ""
 
-    def __init__(self, path: Path, source: Path):
-        self.path, self.source, self.count = path, source, 0
+    def __init__(self, path: Path, source: Path, run: dict | None = None):
+        self.path, self.source, self.run, self.count = path, source, run or {}, 0
         self.partial = partial_path(path)
         self._file = None
         with self._writing():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(path)
             self._file = open(self.partial, "w", encoding="utf-8")
             self._file.write(self.header())
             self._file.flush()
@@ -58,6 +61,7 @@ class TranscriptWriter:
                 self._file.close()
                 self._file = None
             os.replace(self.partial, self.path)
+            self.path.with_name(self.path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)  # an interrupted run's
 
     def abort(self, keep: bool = False) -> Path | None:
         """Stop writing. keep=True (an interrupted run, an input that breaks off) leaves what was written as
@@ -129,11 +133,14 @@ class JsonWriter(TranscriptWriter):
 
     extension = "json"
 
-    def __init__(self, path: Path, source: Path):  # no open file: each write replaces the document
-        self.path, self.source, self.count = path, source, 0
+    def __init__(self, path: Path, source: Path, run: dict | None = None):  # no open file: each write replaces it
+        self.path, self.source, self.run, self.count = path, source, run or {}, 0
         self.partial = partial_path(path)
         self._file = None
         self.segments: list[dict] = []
+        with self._writing():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(path)
         self._write()
 
     def add(self, segment: Segment) -> None:
@@ -145,8 +152,8 @@ class JsonWriter(TranscriptWriter):
         self._write()
 
     def _write(self) -> None:
-        doc = {"source": printable(self.source), "text": " ".join(s["text"] for s in self.segments),
-               "segments": self.segments}
+        doc = {"source": printable(self.source), "run": self.run,
+               "text": " ".join(s["text"] for s in self.segments), "segments": self.segments}
         with self._writing():
             tmp = self.partial.with_name(self.partial.name + ".tmp")
             try:
@@ -159,6 +166,7 @@ class JsonWriter(TranscriptWriter):
 WRITERS = {cls.extension: cls for cls in (TxtWriter, SrtWriter, VttWriter, JsonWriter)}
 
 
-def open_writer(fmt: str, path: Path, source: Path) -> TranscriptWriter:
-    """A writer of `source`'s transcript to `path` (outputs.output_paths names it)."""
-    return WRITERS[fmt](path, source)
+def open_writer(fmt: str, path: Path, source: Path, run: dict | None = None) -> TranscriptWriter:
+    """A writer of `source`'s transcript to `path` (outputs.output_paths names it); `run` (the model's id
+    and the decoding options) goes into JSON, so a resumed batch knows what made it."""
+    return WRITERS[fmt](path, source, run)

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from voxprompt.outputs import process_alive
+
 PREFIX = ".building-"
 
 
@@ -33,15 +35,5 @@ def remove_abandoned(parent: Path) -> None:
     """Scratch directories whose building process is gone (a build in progress elsewhere is left alone)."""
     for path in parent.glob(f"{PREFIX}*"):
         pid = path.name[len(PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or not _alive(int(pid)):  # no pid: written by a voxprompt before pids
+        if not pid.isdigit() or not process_alive(int(pid)):  # no pid: written by a voxprompt before pids
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

@@ -161,3 +161,52 @@ def test_an_interrupted_transcript_is_kept_under_a_partial_name_not_the_final_on
     kept = out / "long.txt.partial"
     assert f"is in {kept}" in stderr
     assert kept.read_text().count("\n") >= 2
+
+
+def test_folders_are_walked_in_order_and_their_outputs_mirror_the_tree(tmp_path):
+    from voxprompt.outputs import Input, find_inputs
+
+    for rel in ("b/two.flac", "a/one.wav", "a/deeper/three.mp3", "a/notes.txt", "a/one.flac"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    inputs = find_inputs([tmp_path], recursive=True)
+    assert [i.path.relative_to(tmp_path).as_posix() for i in inputs] == [
+        "a/deeper/three.mp3", "a/one.flac", "a/one.wav", "b/two.flac"]
+    outputs = output_paths(inputs, tmp_path / "out", "txt")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in outputs.values()) == [
+        "a/deeper/three.txt", "a/one.flac.txt", "a/one.wav.txt", "b/two.txt"]
+    assert find_inputs([tmp_path / "a"], recursive=False) == [Input(tmp_path / "a")]  # read as given: one line
+
+
+def test_an_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, recording_audio, default_model_dir):
+    from conftest import as_in_a_terminal
+
+    src, out = tmp_path / "archive", tmp_path / "out"
+    (src / "day1").mkdir(parents=True)
+    for name in ("day1/a.wav", "day1/b.flac"):
+        sf.write(src / name, np.concatenate([silence(0.3), recording_audio, silence(0.3)]), SAMPLE_RATE)
+    sf.write(src / "z-long.wav", np.tile(np.concatenate([recording_audio, silence(1.5)]), 12), SAMPLE_RATE)
+    command = [sys.executable, "-m", "voxprompt", "transcribe", str(src), "--recursive", "--output-dir", str(out),
+               "--format", "json", "--quiet", "--parallel", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_in_a_terminal)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("z-long.json.*.partial")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # while the long file is being transcribed
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    finished = {p: p.stat().st_mtime_ns for p in (out / "day1/a.json", out / "day1/b.json")}
+    assert not (out / "z-long.json").exists()
+    (out / "day1/a.json.999999999.partial").write_text("{")  # left by a killed run: its pid is gone
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "1 transcribed, 2 skipped" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished was redone
+    doc = json.loads((out / "z-long.json").read_text())
+    assert len(doc["segments"]) == 12 and doc["run"]["model"]
+    assert not list(out.rglob("*.partial"))
+
+    redo = subprocess.run([*command, "--beam", "1"], capture_output=True, text=True, timeout=600)
+    assert "3 transcribed, 0 skipped" in redo.stderr  # other options: the JSON says they differ
