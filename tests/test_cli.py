@@ -32,9 +32,12 @@ def test_batch_keeps_going_past_bad_files(batch, tmp_path):
     result = voxprompt("transcribe", *[batch / f for f in files], "--output-dir", tmp_path, "--format", "srt")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("voxprompt: error:")]
+    *per_file, summary = errors
     for name in ("missing.wav", "empty.wav", "notes.wav", "corrupt.flac"):
-        assert sum(name in line for line in errors) == 1, result.stderr
-    assert "4 of 7 files failed" in errors[-1]
+        assert sum(name in line for line in per_file) == 1, result.stderr
+        assert name in summary
+    assert "4 of 7 files failed" in summary
+    assert "3 transcribed, 0 skipped (already complete), 4 failed" in result.stderr
     # good files are transcribed and written; silence gives an empty, valid transcript
     for name in ("speech", "speech44k"):
         srt = (tmp_path / f"{name}.srt").read_text()

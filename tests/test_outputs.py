@@ -16,12 +16,12 @@ import soundfile as sf
 from conftest import run_voxprompt as voxprompt
 from conftest import silence
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.outputs import NAME_MAX, output_paths, partial_path
+from voxprompt.outputs import NAME_MAX, Input, output_paths, partial_path
 
 
 def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path):
     inputs = [Path("a/talk.wav"), Path("b/talk.wav"), Path("talk.flac"), Path("notes.wav"), Path("c/a/talk.wav")]
-    names = {p: out.name for p, out in output_paths(inputs, tmp_path, "txt").items()}
+    names = {p: out.name for p, out in output_paths(list(map(Input, inputs)), tmp_path, "txt").items()}
     assert names[Path("notes.wav")] == "notes.txt"  # no collision: the plain stem
     assert names[Path("talk.flac")] == "talk.flac.txt"
     assert len(set(names.values())) == len(inputs)
@@ -29,14 +29,14 @@ def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path):
 
 
 def test_the_same_input_twice_is_one_output(tmp_path):
-    outputs = output_paths([Path("x.wav"), Path("x.wav")], tmp_path, "srt")
+    outputs = output_paths([Input(Path("x.wav")), Input(Path("x.wav"))], tmp_path, "srt")
     assert list(outputs.values()) == [tmp_path / "x.srt"]
 
 
 def test_names_fit_the_file_system_with_their_temporary_suffix(tmp_path):
     longest = Path("é" * 100 + "a" * 51 + ".wav")  # 255 bytes: a legal name
     assert len(os.fsencode(longest.name)) == NAME_MAX
-    out = output_paths([longest], tmp_path, "json")[longest]
+    out = output_paths([Input(longest)], tmp_path, "json")[longest]
     assert len(os.fsencode(partial_path(out).name + ".tmp")) <= NAME_MAX
     partial_path(out).with_name(partial_path(out).name + ".tmp").write_text("{}")  # the OS agrees
     assert out.name.startswith("é" * 100) and out.suffix == ".json"
@@ -164,7 +164,7 @@ def test_an_interrupted_transcript_is_kept_under_a_partial_name_not_the_final_on
 
 
 def test_folders_are_walked_in_order_and_their_outputs_mirror_the_tree(tmp_path):
-    from voxprompt.outputs import Input, find_inputs
+    from voxprompt.outputs import find_inputs
 
     for rel in ("b/two.flac", "a/one.wav", "a/deeper/three.mp3", "a/notes.txt", "a/one.flac"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
