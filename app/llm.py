@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
+from voxprompt.signals import register_callback
 
 FILE_PARALLEL = 8  # segments in flight when transcribing files: one llama.cpp step advances them all
 # Tokens llama.cpp computes at once: its compute buffer scales with this (64 MB at 512, 25 MB at 128)
@@ -62,13 +63,18 @@ def llama_library():
 _LOG_CALLBACK = None
 
 
+@register_callback
+def _drop_log(level, text, user_data) -> None:
+    return None
+
+
 def silence_llama_logs() -> None:
     """Route llama.cpp's own logging to nowhere (it writes to stderr by default)."""
     llama_cpp = llama_library()
 
     global _LOG_CALLBACK
     if _LOG_CALLBACK is None:
-        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(_drop_log)
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 

@@ -1,16 +1,36 @@
 """Ctrl-C and SIGTERM as one exception in the main thread, never lost.
 
 Python raises KeyboardInterrupt wherever the main thread happens to be; inside a ctypes callback (llama.cpp
-calls back into Python while it loads a model) the exception is printed and dropped, and the run goes
-on. `StopSignals.held()` keeps a signal that arrives during such C work and raises it when the work ends.
+calls back into Python to log, while it loads a model and now and then while it decodes) the exception is
+printed and dropped, and the run goes on. A signal that lands in a registered callback is sent again a moment
+later, once the main thread is back in ordinary code; `StopSignals.held()` keeps one for the end of a block.
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from contextlib import contextmanager
-from typing import Iterator
+from types import CodeType, FrameType
+from typing import Callable, Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+_CALLBACKS: set[CodeType] = set()  # Python functions C code calls: an exception raised in them is lost
+REDELIVER_S = 0.02
+
+
+def register_callback(function: Callable) -> Callable:
+    """Mark a function that C code calls (a ctypes callback): a signal never raises inside it."""
+    _CALLBACKS.add(function.__code__)
+    return function
+
+
+def _in_callback(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code in _CALLBACKS:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StopRequested(KeyboardInterrupt):
@@ -45,6 +65,8 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         if self._holding:
             self.pending = self.pending or signum
+        elif _in_callback(frame):  # raised here it would be dropped: have it delivered again shortly
+            threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum)).start()
         else:
             raise StopRequested(signum)
 
