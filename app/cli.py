@@ -157,7 +157,7 @@ def cmd_transcribe(args) -> int:
         _log(transcriber.describe_devices())
         run = {"model": transcriber.manifest.model_id, "beam": args.beam}
         todo = [i.path for i in inputs]
-        if outputs and not args.overwrite:
+        if outputs and args.recursive and not args.overwrite:  # an archive resumes; files named are redone
             todo = [path for path in todo if not is_complete(outputs[path], run)]
             tally.skipped = len(inputs) - len(todo)
             if tally.skipped:
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recursive", "-r", action="store_true",
                    help="transcribe the audio files below each folder given; with --output-dir, a run started "
                         "again skips files whose transcripts are complete")
-    t.add_argument("--overwrite", action="store_true", help="redo transcripts that are already complete")
+    t.add_argument("--overwrite", action="store_true", help="with --recursive: redo transcripts that are already complete")
     t.add_argument("--format", choices=FORMATS, default="txt", help="transcript format (default: txt)")
     t.add_argument("--output-dir", metavar="DIR", help="write DIR/<stem>.<format> for each file")
     t.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
