@@ -112,10 +112,6 @@ class DictationEngine:
         self._thread.start()
         return self
 
-    def request_stop(self) -> None:
-        """Ask the worker to finish (safe from a signal handler); stop() also waits for it."""
-        self._stop.set()
-
     def stop(self, timeout: float = 10.0) -> None:
         """Finish: the open utterance is decoded as a final, then the worker ends."""
         self._stop.set()

@@ -57,6 +57,11 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
 
 
+def kept_path(path: Path) -> Path:
+    """Where an interrupted run leaves what it had of an output (until a later run completes it)."""
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
 def remove_stale_partials(path: Path) -> None:
     """Temporary files of this output whose process is gone (killed: SIGKILL, a power cut)."""
     for stale in path.parent.glob(f"{path.name}.*{PARTIAL_SUFFIX}"):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from voxprompt.outputs import (PARTIAL_SUFFIX, OutputError, describe, partial_path, printable,
-                               remove_stale_partials)
+from voxprompt.outputs import OutputError, describe, kept_path, partial_path, printable
 from voxprompt.transcriber import Segment
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -35,7 +36,10 @@ class TranscriptWriter:
         self._file = None
         with self._writing():
             path.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_partials(path)
+        self._start()
+
+    def _start(self) -> None:
+        with self._writing():
             self._file = open(self.partial, "w", encoding="utf-8")
             self._file.write(self.header())
             self._file.flush()
@@ -61,7 +65,7 @@ class TranscriptWriter:
                 self._file.close()
                 self._file = None
             os.replace(self.partial, self.path)
-            self.path.with_name(self.path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)  # an interrupted run's
+            kept_path(self.path).unlink(missing_ok=True)  # an interrupted run's, now superseded
 
     def abort(self, keep: bool = False) -> Path | None:
         """Stop writing. keep=True (an interrupted run, an input that breaks off) leaves what was written as
@@ -73,7 +77,7 @@ class TranscriptWriter:
             pass  # a full disk fails the final flush too
         self._file = None
         if keep and self.count:
-            kept = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+            kept = kept_path(self.path)
             try:
                 os.replace(self.partial, kept)
                 return kept
@@ -82,25 +86,15 @@ class TranscriptWriter:
         self.partial.unlink(missing_ok=True)
         return None
 
-    def _writing(self):
-        return _Failures(self)
-
-
-class _Failures:
-    """OSError -> OutputError (one line, the transcript's name, what to do); the partial file removed."""
-
-    def __init__(self, writer: TranscriptWriter):
-        self.writer = writer
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if not isinstance(exc, OSError):
-            return False
-        self.writer.abort()
-        raise OutputError(f"{printable(self.writer.path)}: cannot write the transcript ({describe(exc)}); "
-                          "free space or choose another --output-dir") from None
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """OSError -> OutputError (one line: the transcript, what to do); the partial file removed."""
+        try:
+            yield
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{printable(self.path)}: cannot write the transcript ({describe(exc)}); "
+                              "free space or choose another --output-dir") from None
 
 
 class TxtWriter(TranscriptWriter):
@@ -133,14 +127,8 @@ class JsonWriter(TranscriptWriter):
 
     extension = "json"
 
-    def __init__(self, path: Path, source: Path, run: dict | None = None):  # no open file: each write replaces it
-        self.path, self.source, self.run, self.count = path, source, run or {}, 0
-        self.partial = partial_path(path)
-        self._file = None
+    def _start(self) -> None:  # no open file: each write replaces the document
         self.segments: list[dict] = []
-        with self._writing():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_partials(path)
         self._write()
 
     def add(self, segment: Segment) -> None:
