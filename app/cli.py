@@ -155,7 +155,14 @@ def cmd_transcribe(args) -> int:
             _error(f"stopped ({stop}) before anything was transcribed")
             return stop.exit_code
         _log(transcriber.describe_devices())
+        if args.word_timestamps and transcriber.ctc is None:
+            transcriber.close()
+            _error("--word-timestamps needs the model's CTC head (ctc.npz), which this model lacks; "
+                   "export it again from its training run, or leave the option out")
+            return 2
         run = {"model": transcriber.manifest.model_id, "beam": args.beam}
+        if args.word_timestamps:  # a resumed batch redoes transcripts made without them
+            run["word_timestamps"] = True
         todo = [i.path for i in inputs]
         if outputs and args.recursive and not args.overwrite:  # an archive resumes; files named are redone
             todo = [path for path in todo if not is_complete(outputs[path], run)]
@@ -168,7 +175,7 @@ def cmd_transcribe(args) -> int:
                 if event.path in tally.failed:
                     continue  # its output failed: the rest of its segments have nowhere to go
                 try:
-                    writer = _on_file_event(event, display, show, outputs, writer, args.format, run)
+                    writer = _on_file_event(event, display, show, outputs, writer, args, run)
                 except OutputError as exc:
                     _error(str(exc))
                     tally.failed[event.path] = str(exc)
@@ -201,14 +208,16 @@ def cmd_transcribe(args) -> int:
     return 1 if tally.failed else 0
 
 
-def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, fmt: str, run: dict):
+def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, args, run: dict):
     """Show one transcription event and write it; returns the open writer (None between files)."""
     from voxprompt.files import FileDone, FileStarted, Progress, SegmentDone, SegmentStarted, TokenText
     from voxprompt.outputs import printable
 
     if isinstance(event, FileStarted):
         display.start_file(event.path, event.duration)
-        return open_writer(fmt, outputs[event.path], event.path, run) if outputs else None
+        if not outputs:
+            return None
+        return open_writer(args.format, outputs[event.path], event.path, run, args.word_timestamps)
     if isinstance(event, SegmentStarted) and show:
         display.segment_start(event.speech)
     elif isinstance(event, TokenText) and show:
@@ -360,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="with --recursive: redo transcripts that are already complete")
     t.add_argument("--format", choices=FORMATS, default="txt", help="transcript format (default: txt)")
     t.add_argument("--output-dir", metavar="DIR", help="write DIR/<stem>.<format> for each file")
+    t.add_argument("--word-timestamps", action="store_true",
+                   help="time each word (from the model's CTC head): JSON gets every word's start and end, "
+                        "SRT/VTT get short cues cut at word times (at most 42 characters a line, 2 lines)")
     t.add_argument("--model", metavar="DIR", help="an exported model directory (default: the bundled model)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the encoder and LLM run (default: GPU when available)")

@@ -141,6 +141,14 @@ class CtcPrefixScorer:
         x[columns >= 0] = self._frames[:, columns[columns >= 0]].T
         return x
 
+    def emissions(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[T] blank and [K, T] class log-probabilities per frame: what a forced alignment reads."""
+        return self._frames[:, 0].astype(np.float64), self._class_frames(classes)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self._frames)
+
     def extend(self, prefix: CtcPrefix, classes: np.ndarray) -> list[CtcPrefix]:
         """The prefix extended by each class in `classes` [K] (all non-blank)."""
         x = self._class_frames(classes)

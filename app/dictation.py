@@ -16,6 +16,7 @@ from voxprompt.audio import SAMPLE_RATE
 from voxprompt.journal import Journal
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
+from voxprompt.words import Word
 
 if TYPE_CHECKING:
     from voxprompt.microphone import InputDevice, Microphone
@@ -42,9 +43,10 @@ class Final:
     start: float
     end: float
     latency_ms: float  # from the end of speech to the text
+    words: tuple[Word, ...] = ()  # timed, when the model has a CTC head
 
     def to_json(self) -> dict:
-        return _json("final", self)
+        return {**_json("final", self), "words": [w.to_json() for w in self.words]}
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ class DictationEngine:
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3
-        event = Final(result.text, result.start, result.end, latency)
+        event = Final(result.text, result.start, result.end, latency, result.words)
         if result.text and self.journal is not None:
             self.journal.append(result.text)
         self.finals.append(event)

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterable, Iterator
 
 import numpy as np
+from voxprompt.audio import SAMPLE_RATE
 from voxprompt.ctc import CtcHead, CtcPrefixScorer
 from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
+from voxprompt.words import FrameClock, Word, fit_to_sound, word_timings
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Segment:
     text: str
     tokens: list[int] = field(repr=False)
     timing: Timing = field(repr=False, compare=False)
+    words: tuple[Word, ...] = field(default=(), repr=False)  # when the model has a CTC head
 
 
 TokenCallback = Callable[[str], None]
@@ -99,7 +102,7 @@ class Transcriber:
         Segment result, up to the LLM's n_parallel segments in flight. A segment is encoded only when a
         seat is free for it, so memory stays bounded however many come. Files, dictation, `eval` and the
         benchmarks all decode through here."""
-        started: dict[Hashable, tuple[SpeechSegment, float, float]] = {}  # segment, encode ms, admitted at
+        started: dict[Hashable, tuple[SpeechSegment, Request, float, float]] = {}  # encode ms, admitted at
         first_token: dict[Hashable, float] = {}
 
         def requests() -> Iterator[Request]:
@@ -107,7 +110,7 @@ class Transcriber:
                 t0 = time.perf_counter()
                 request = self.request(key, segment)
                 t1 = time.perf_counter()
-                started[key] = (segment, (t1 - t0) * 1e3, t1)
+                started[key] = (segment, request, (t1 - t0) * 1e3, t1)
                 yield request
 
         for key, event in decode_many(self.llm, requests()):
@@ -116,10 +119,11 @@ class Transcriber:
                 first_token.setdefault(key, now)
                 yield key, event
                 continue
-            segment, encode_ms, admitted = started.pop(key)
+            segment, request, encode_ms, admitted = started.pop(key)
             first = first_token.pop(key, now)
             timing = Timing(encode_ms, (first - admitted) * 1e3, (now - first) * 1e3, len(event.tokens))
-            yield key, self.segment_result(segment, event.tokens, timing)  # a repetition loop cut to its first copy
+            # a repetition loop comes cut to its first copy
+            yield key, self.segment_result(segment, event.tokens, timing, request)
 
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None) -> Segment:
         """One segment on its own (live dictation)."""
@@ -130,11 +134,25 @@ class Transcriber:
                 on_token(event.text)
         raise RuntimeError("the decoder ended without a result")
 
-    def segment_result(self, segment: SpeechSegment, tokens: list[int], timing: Timing) -> Segment:
+    def segment_result(self, segment: SpeechSegment, tokens: list[int], timing: Timing, request: Request) -> Segment:
         text = " ".join(self.llm.detokenize(tokens).split())  # one line: subtitle formats end an entry at a blank line
         if not any(ch.isalnum() for ch in text):
-            text = ""  # "...", "--": what the model says over noise is not a transcript
-        return Segment(segment.start_s, segment.end_s, text, tokens, timing)
+            return Segment(segment.start_s, segment.end_s, "", tokens, timing)  # "...", "--": not a transcript
+        return Segment(segment.start_s, segment.end_s, text, tokens, timing, self.words(segment, tokens, request))
+
+    def words(self, segment: SpeechSegment, tokens: list[int], request: Request) -> tuple[Word, ...]:
+        """The transcript's words timed by the CTC head's alignment (none without a head)."""
+        scorer = request.ctc
+        if scorer is None or not tokens:
+            return ()
+        classes = self.ctc.class_of[np.asarray(tokens, np.int64)]
+        blank, emissions = scorer.emissions(classes[classes > 0])
+        vectors_per_frame = len(request.speech) / scorer.n_frames
+        clock = FrameClock(origin=(segment.start - segment.pad_before) / SAMPLE_RATE,
+                           frame_s=vectors_per_frame / self.manifest.encoder.vectors_per_second,
+                           start=segment.start_s, end=segment.end_s)
+        words = word_timings([self.llm.piece(t) for t in tokens], classes, blank, emissions, clock)
+        return tuple(fit_to_sound(words, segment.audio, segment.start_s))
 
     def segments(self, blocks: Iterator[np.ndarray]) -> Iterator[SpeechSegment]:
         """VAD over a stream of 16 kHz blocks; memory stays bounded by the longest segment."""

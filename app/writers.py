@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from voxprompt.outputs import OutputError, describe, kept_path, partial_path, printable
+from voxprompt.subtitles import Cue, word_cues
 from voxprompt.transcriber import Segment
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -30,8 +31,9 @@ class TranscriptWriter:
 
     extension = ""
 
-    def __init__(self, path: Path, source: Path, run: dict | None = None):
+    def __init__(self, path: Path, source: Path, run: dict | None = None, word_timestamps: bool = False):
         self.path, self.source, self.run, self.count = path, source, run or {}, 0
+        self.word_timestamps = word_timestamps  # JSON: each word's times; SRT/VTT: short word-timed cues
         self.partial = partial_path(path)
         self._file = None
         with self._writing():
@@ -104,22 +106,39 @@ class TxtWriter(TranscriptWriter):
         return segment.text + "\n"
 
 
-class SrtWriter(TranscriptWriter):
-    extension = "srt"
+class SubtitleWriter(TranscriptWriter):
+    """A cue per segment; with word timestamps, short cues cut at word times (subtitles.py)."""
+
+    cues = 0  # written so far (SRT numbers them)
 
     def entry(self, segment: Segment) -> str:
+        if self.word_timestamps and segment.words:
+            cues = word_cues(segment.words)
+        else:
+            cues = [Cue(segment.start, segment.end, (segment.text,))]
+        return "".join(self.cue(c) for c in cues)
+
+    def cue(self, cue: Cue) -> str:
+        raise NotImplementedError
+
+
+class SrtWriter(SubtitleWriter):
+    extension = "srt"
+
+    def cue(self, cue: Cue) -> str:
+        self.cues += 1
         ts = lambda t: format_timestamp(t, decimal=",", always_hours=True)
-        return f"{self.count}\n{ts(segment.start)} --> {ts(segment.end)}\n{segment.text}\n\n"
+        return f"{self.cues}\n{ts(cue.start)} --> {ts(cue.end)}\n{cue.text}\n\n"
 
 
-class VttWriter(TranscriptWriter):
+class VttWriter(SubtitleWriter):
     extension = "vtt"
 
     def header(self) -> str:
         return "WEBVTT\n\n"
 
-    def entry(self, segment: Segment) -> str:
-        return f"{format_timestamp(segment.start)} --> {format_timestamp(segment.end)}\n{segment.text}\n\n"
+    def cue(self, cue: Cue) -> str:
+        return f"{format_timestamp(cue.start)} --> {format_timestamp(cue.end)}\n{cue.text}\n\n"
 
 
 class JsonWriter(TranscriptWriter):
@@ -135,8 +154,11 @@ class JsonWriter(TranscriptWriter):
         if not segment.text:
             return
         self.count += 1
-        self.segments.append({"start": round(segment.start, 3), "end": round(segment.end, 3),
-                              "text": segment.text, "tokens": segment.tokens})
+        entry = {"start": round(segment.start, 3), "end": round(segment.end, 3), "text": segment.text,
+                 "tokens": segment.tokens}
+        if self.word_timestamps:
+            entry["words"] = [w.to_json() for w in segment.words]
+        self.segments.append(entry)
         self._write()
 
     def _write(self) -> None:
@@ -154,7 +176,9 @@ class JsonWriter(TranscriptWriter):
 WRITERS = {cls.extension: cls for cls in (TxtWriter, SrtWriter, VttWriter, JsonWriter)}
 
 
-def open_writer(fmt: str, path: Path, source: Path, run: dict | None = None) -> TranscriptWriter:
+def open_writer(fmt: str, path: Path, source: Path, run: dict | None = None,
+                word_timestamps: bool = False) -> TranscriptWriter:
     """A writer of `source`'s transcript to `path` (outputs.output_paths names it); `run` (the model's id
     and the decoding options) goes into JSON, so a resumed batch knows what made it."""
-    return WRITERS[fmt](path, source, run)
+    return WRITERS[fmt](path, source, run, word_timestamps)
+
