@@ -121,7 +121,7 @@ class _Tally:
 def cmd_transcribe(args) -> int:
     from rich.console import Console
 
-    from voxprompt.files import FileDone, FileStarted, transcribe_files
+    from voxprompt.files import FileDone, FileStarted
     from voxprompt.outputs import (OutputError, find_inputs, is_complete, output_paths, prepare_output_dir,
                                    printable, remove_stale_partials)
     from voxprompt.signals import StopRequested, StopSignals
@@ -147,20 +147,25 @@ def cmd_transcribe(args) -> int:
     writer = None
     with StopSignals() as signals:
         try:
-            transcriber = _load_transcriber(args, parallel=args.parallel, signals=signals)
+            engine = _transcription_engine(args, signals)
+        except ImportError as exc:
+            if args.ray is None:
+                raise
+            _error(f"{exc.name or exc} is needed for --ray: pip install 'voxprompt[ray]'")
+            return 2
         except (ModelError, OSError, ValueError, RuntimeError) as exc:
             _error(str(exc))
             return 2
         except StopRequested as stop:
             _error(f"stopped ({stop}) before anything was transcribed")
             return stop.exit_code
-        _log(transcriber.describe_devices())
-        if args.word_timestamps and transcriber.ctc is None:
-            transcriber.close()
+        _log(engine.describe())
+        if args.word_timestamps and engine.manifest.ctc is None:
+            engine.close()
             _error("--word-timestamps needs the model's CTC head (ctc.npz), which this model lacks; "
                    "export it again from its training run, or leave the option out")
             return 2
-        run = {"model": transcriber.manifest.model_id, "beam": args.beam}
+        run = {"model": engine.manifest.model_id, "beam": args.beam}
         if args.word_timestamps:  # a resumed batch redoes transcripts made without them
             run["word_timestamps"] = True
         todo = [i.path for i in inputs]
@@ -171,7 +176,7 @@ def cmd_transcribe(args) -> int:
                 _log(f"skipping {tally.skipped} of {len(inputs)} files whose transcripts are complete "
                      "(--overwrite redoes them)")
         try:
-            for event in transcribe_files(transcriber, todo):
+            for event in engine.files(todo):
                 if event.path in tally.failed:
                     continue  # its output failed: the rest of its segments have nowhere to go
                 try:
@@ -199,13 +204,43 @@ def cmd_transcribe(args) -> int:
                    "finished transcripts are complete (run the same command again to resume)")
             return stop.exit_code
         finally:
-            transcriber.close()
+            engine.close()
     if len(inputs) > 1:
         _log(tally.summary())
     if tally.failed:
         _error(f"{len(tally.failed)} of {len(inputs)} files failed: " +
                "; ".join(printable(path.name) for path in tally.failed))
     return 1 if tally.failed else 0
+
+
+class _LocalEngine:
+    """This process's own model: `voxprompt transcribe` without --ray."""
+
+    def __init__(self, transcriber):
+        self.transcriber, self.manifest = transcriber, transcriber.manifest
+
+    def describe(self) -> str:
+        return self.transcriber.describe_devices()
+
+    def files(self, paths):
+        from voxprompt.files import transcribe_files
+
+        return transcribe_files(self.transcriber, paths)
+
+    def close(self) -> None:
+        self.transcriber.close()
+
+
+def _transcription_engine(args, signals):
+    """The model loaded here, or Ray workers that each load it (--ray): both give files' events."""
+    if args.ray is None:
+        return _LocalEngine(_load_transcriber(args, parallel=args.parallel, signals=signals))
+    from voxprompt.ray_batch import RayTranscription, WorkerOptions
+
+    options = WorkerOptions(args.model, args.device, args.threads or 1, args.parallel, args.beam)
+    with signals.held():
+        return RayTranscription(_resolve_model(args.model), options, args.workers,
+                                address=None if args.ray == "local" else args.ray)
 
 
 def _on_file_event(event, display: "_Display", show: bool, outputs: dict, writer, args, run: dict):
@@ -381,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
                    help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
     t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
+    t.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="decode on a Ray cluster's workers (ADDRESS: a running cluster's, e.g. auto or "
+                        "10.0.0.5:6379; none: a local one); this machine reads the audio and writes the "
+                        "transcripts; needs pip install 'voxprompt[ray]'")
+    t.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="with --ray: worker processes, each with its own model and --threads CPUs (default: 2)")
     t.set_defaults(func=cmd_transcribe)
 
     from voxprompt.export.gguf_llm import QUANTIZATIONS

@@ -51,7 +51,7 @@ class Progress:
 @dataclass(frozen=True)
 class FileDone:
     path: Path
-    error: AudioError | None = None  # the file could not be read (segments before the error were reported)
+    error: Exception | None = None  # the file could not be read or decoded (segments before it were reported)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
         for name in paths:
             path = Path(name.name if isinstance(name, AudioClip) else name)
             try:
-                reader = _CountingReader(name)
+                reader = CountingReader(name)
                 outbox.append(FileStarted(path, reader.duration()))
                 for speech in transcriber.segments(reader.blocks()):
                     entry = in_flight[key] = _InFlight(path, speech)
@@ -130,7 +130,7 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
     yield from report()
 
 
-class _CountingReader:
+class CountingReader:
     """A file streamed from disk in blocks (or a clip in memory), counting the samples read so far."""
 
     def __init__(self, source: str | Path | AudioClip):

@@ -48,6 +48,12 @@ class Segment:
 TokenCallback = Callable[[str], None]
 
 
+def fit_vad(manifest: Manifest, options: VadOptions) -> VadOptions:
+    """VAD options whose longest segment (plus its pre-roll and tail) fits the model's encoder."""
+    limit = manifest.encoder.max_seconds - 1.0
+    return replace(options, max_segment_s=limit) if options.max_segment_s > limit else options
+
+
 class Transcriber:
     """Loads a model directory once; transcribes segments, files and streams with it."""
 
@@ -83,9 +89,7 @@ class Transcriber:
         return self.ctc.scorer(speech, self.manifest.ctc.weight, self.manifest.ctc.candidates)
 
     def fit_vad(self, options: VadOptions) -> VadOptions:
-        """VAD options whose longest segment (plus its pre-roll and tail) fits the encoder."""
-        limit = self.manifest.encoder.max_seconds - 1.0
-        return replace(options, max_segment_s=limit) if options.max_segment_s > limit else options
+        return fit_vad(self.manifest, options)
 
     def cells_per_segment(self) -> int:
         """KV cells the longest VAD segment needs: its speech vectors, its token bound, the prompt's own
