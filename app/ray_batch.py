@@ -86,9 +86,20 @@ class RayTranscription:
                  configure_logging=True)
         self.manifest: Manifest = load_manifest(model_dir)
         self.vad_options = fit_vad(self.manifest, vad_options)
+        self.workers = []
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if workers * options.threads > cpus:  # the actors would wait for CPUs forever
+            self.close()
+            raise ValueError(f"the Ray cluster has {cpus} CPUs; {workers} workers x {options.threads} threads "
+                             "need more: lower --workers or --threads, or add machines")
         remote = ray.remote(num_cpus=options.threads, max_restarts=-1, max_task_retries=3)(TranscriberWorker)
         self.workers = [remote.remote(options) for _ in range(workers)]
-        ray.get([w.pid.remote() for w in self.workers])  # every model loaded before the clock starts
+        try:
+            ray.get([w.pid.remote() for w in self.workers])  # every model loaded before the clock starts
+        except ray.exceptions.RayError as exc:
+            self.close()
+            last = str(exc).strip().splitlines()[-1]
+            raise RuntimeError(f"the Ray workers could not load the model: {last}") from None
 
     def describe(self) -> str:
         nodes = len([n for n in self._ray.nodes() if n.get("Alive")])

@@ -16,7 +16,8 @@ With `--snr`, each set is measured again with pink noise under it at that signal
 boundaries stay those of the clean phrases): word edges are fitted to the sound, so this is where they
 would fail.
 
-Only words both recognised and matched to the reference by text count; a phrase's first word gives a
+Only words both recognised and matched to the reference by text count (a lone match of a word under
+4 letters is not trusted: "the" can pair with another phrase's "the"); a phrase's first word gives a
 start boundary, its last word an end boundary. Prints a Markdown table: median, p90, share within 100 ms.
 """
 from __future__ import annotations
@@ -145,6 +146,8 @@ def boundary_errors(reference: list[RefWord], words: list[tuple[str, float, floa
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
             ref, (_, start, end) = reference[block.a + k], words[block.b + k]
+            if block.size == 1 and len(ref.text) < 4:
+                continue  # a lone short word ("the", "a") can match its namesake in another phrase
             if ref.start is not None:
                 starts.append(abs(start - ref.start))
             if ref.end is not None:

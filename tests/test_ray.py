@@ -80,3 +80,10 @@ def test_a_killed_worker_loses_only_its_unfinished_work(archive, local_run, defa
         assert engine._ray.get(engine.workers[0].pid.remote()) != killed  # Ray restarted it
     finally:
         engine.close()
+
+
+def test_asking_for_more_workers_than_the_cluster_has_cpus_is_one_line(archive, tmp_path):
+    result = voxprompt("transcribe", archive / "short.wav", "--ray", "--workers", str(2 * os.cpu_count() + 1))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("voxprompt: error:")]
+    assert len(errors) == 1 and "lower --workers or --threads" in errors[0], result.stderr
