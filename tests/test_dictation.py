@@ -61,6 +61,10 @@ def test_headless_jsonl_partials_then_finals_and_journal(mic_env, utterances, tm
     for f in finals:
         assert abs((f["end"] - f["start"]) - speech_s) < 1.0  # segment covers the utterance
         assert f["latency_ms"] is not None and f["latency_ms"] > 0
+        # each final's words, timed inside it, in order, spelling out its text
+        assert "".join(w["word"] for w in f["words"]).strip() == f["text"]
+        times = [t for w in f["words"] for t in (w["start"], w["end"])]
+        assert times == sorted(times) and f["start"] <= times[0] and times[-1] <= f["end"]
     assert finals[1]["start"] - finals[0]["start"] == pytest.approx(speech_s + 2.0, abs=0.5)
     lines = journal.read_text().splitlines()
     assert len(lines) == sum(1 for f in finals if f["text"])

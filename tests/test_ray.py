@@ -27,7 +27,7 @@ def archive(tmp_path_factory):
 
 
 def texts(folder) -> dict[str, list[str]]:
-    return {p.name: [s["text"] for s in json.loads(p.read_text())["segments"]] for p in sorted(folder.glob("*.json"))}
+    return {p.name: [s["text"] for s in json.loads(p.read_text())["segments"]] for p in sorted(folder.rglob("*.json"))}
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +47,12 @@ def test_ray_workers_give_the_local_transcripts_and_resume(archive, local_run, t
     assert "Ray: 2 workers" in result.stderr
     assert texts(out) == local_run and sum(map(len, local_run.values())) >= 10
     # interrupted batches resume: the finished file is skipped, the missing one redone
-    kept = (out / "long.json").stat().st_mtime_ns
+    kept = (out / "2024" / "long.json").stat().st_mtime_ns
     (out / "short.json").unlink()
     again = voxprompt(*ray)
     assert again.returncode == 0, again.stderr
     assert "1 transcribed, 1 skipped (already complete), 0 failed" in again.stderr
-    assert (out / "long.json").stat().st_mtime_ns == kept
+    assert (out / "2024" / "long.json").stat().st_mtime_ns == kept
     assert texts(out) == local_run
 
 
