@@ -75,7 +75,7 @@ def forced_alignment(blank: np.ndarray, emissions: np.ndarray, classes: np.ndarr
     path = np.empty(n_frames, np.int64)
     for t in range(n_frames - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])  # an int8 would make the state an int8 too (NumPy 2), past 127 states
     spans = []
     for k in range(n_tokens):
         frames = np.flatnonzero(path == 2 * k + 1)

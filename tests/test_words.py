@@ -33,6 +33,13 @@ def test_alignment_puts_each_token_on_its_spike():
     assert all(s.log_prob == pytest.approx(np.log(0.9)) for s in spans)
 
 
+def test_a_long_segment_aligns_every_token():
+    spikes = list(range(1, 400, 3))  # 133 tokens: 267 states, more than a small integer type holds
+    blank, x = emissions_with_spikes(400, spikes)
+    spans = forced_alignment(blank, x, np.arange(1, len(spikes) + 1))
+    assert [s.first for s in spans] == spikes
+
+
 def test_a_repeated_token_needs_a_blank_between_its_copies():
     # two spikes of the same class on adjacent frames cannot be two tokens: the second copy moves on
     blank, x = emissions_with_spikes(8, [3, 4])
