@@ -171,6 +171,7 @@ class RayTranscription:
                         yield TokenText(file.path, segment.text)
                     yield SegmentDone(file.path, segment)
                     yield Progress(file.path, segment.end)
+                file.chunks[file.reported] = []  # its audio is done with: a long file's memory stays bounded
                 file.reported += 1
             if not (file.read and file.reported == len(file.chunks)):
                 return
