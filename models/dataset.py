@@ -178,7 +178,7 @@ class _GameSpeech:
             yield Utterance(audio, line.text, f"game:{line.speaker}")
 
 
-def game_items(out: Path, seed: int, log=print) -> tuple[Path, list, list]:
+def game_items(out: Path, seed: int, log=print, cutaways: bool = False) -> tuple[Path, list, list]:
     """The unpacked packages' root and the (train, dev) game lines: fetched, normalised, split by character.
     Drascula's lines, of which 5-15 % say something else than their text, are checked against Whisper:
     training lines with tiny.en, development lines with base (so that the tiny.en scored beside ours did
@@ -187,7 +187,7 @@ def game_items(out: Path, seed: int, log=print) -> tuple[Path, list, list]:
 
     root = game_root()
     archive = GameArchive(root)
-    splits = game_splits(archive.lines(), Dictionary.load(), seed=seed)
+    splits = game_splits(archive.lines(), Dictionary.load(), seed=seed, cutaways=cutaways)
     dropped = dict(splits.dropped)
     kept = {}
     for name, lines, model in (("train", splits.train, "tiny.en"), ("dev", splits.dev, "base")):
@@ -230,7 +230,8 @@ class _NonSpeech:
 
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
-                 workers: int = 1, n_natural: int = 0, n_short: int = 0, games: bool = False) -> None:
+                 workers: int = 1, n_natural: int = 0, n_short: int = 0, games: bool = False,
+                 cutaways: bool = False) -> None:
     from rich.progress import Progress
 
     out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +244,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     natural_texts = training_texts(n_natural, seed=seed + 2000, exclude=held_texts | set(heldout_texts))
     short = short_texts(n_short, seed=seed + 3000, exclude=held_texts)
 
-    game_root, game_train, game_dev = game_items(out, seed) if games else (None, [], [])
+    game_root, game_train, game_dev = game_items(out, seed, cutaways=cutaways) if games else (None, [], [])
     rng = random.Random(seed)
     real_train_items = [item for _ in range(real_repeats) for item in real_train]
     rng.shuffle(real_train_items)
@@ -273,11 +274,14 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=0, help="isolated words and short fragments")
     parser.add_argument("--heldout", type=int, default=300, help="held-out-voice utterances")
     parser.add_argument("--games", action="store_true", help="the game characters' speech (train_game, game_dev)")
+    parser.add_argument("--cutaways", action="store_true",
+                        help="with --games: also the cutaway scenes' lines whose speaker the game data names "
+                             "(held-out characters' left out; game_dev unchanged)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()
     build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural,
-                 n_short=args.short, games=args.games)
+                 n_short=args.short, games=args.games, cutaways=args.cutaways)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class GameLine:
     """One voiced subtitle line."""
 
     game: str  # "fotaq" | "drascula"
-    character: str  # "JOE", "FAYE", ... ("CUTAWAY" where the speaker is not recorded)
+    character: str  # "JOE", "FAYE", ...; a cutaway scene's "CUTAWAY" or "CUTAWAY:<character>" (cutaway_lines)
     key: str  # the speech resource: "02001EJ1.SB", "BJ12.ALS"
     text: str  # as the game shows it (before normalize_game_text)
 
@@ -130,18 +130,79 @@ def dialogue_lines(name: str, bank: bytes) -> list[tuple[str, str, str]]:
     return [line for line in lines if line[2]]
 
 
-def cutaway_lines(name: str, bank: bytes) -> list[tuple[str, str, str]]:
-    """(character, voice prefix, text) of a .CUT cutaway scene's sentences; the speaker is not recorded."""
+# A cutaway's person object, by its name in the logic tables -> the dialogue character it is. Only names that
+# are plainly one dialogue character are here; the others (a guard, "tall pygmy") stay unattributed.
+CUTAWAY_NAMES = {"Joe King": "JOE", "Anderson": "AND", "Bud": "BUD", "Faye": "FAYE", "Frank": "FRANK",
+                 "Henry": "HENRY", "Ian": "IAN", "Jimmy": "JIM", "John": "JOHN", "Klunk": "KLUNK", "Lola": "LOLA",
+                 "Mary-Lou": "LOU", "Naomi": "NAOMI", "Princess Azura": "PRIN", "azura obj": "PRIN",
+                 "Sparky": "SPARKY", "Trader Bob": "BOB", "Wedgewood": "WEDGE", "chef": "CHEF", "chief": "CHIEF",
+                 "secretary": "SEC", "witch doctor": "WITCH", "zombie woman": "ZOMBIE", "showering Amazon": "SHOWERAM"}
+
+
+@dataclass(frozen=True)
+class QueenObjects:
+    """The logic tables' objects (QUEEN.JAS, names from QUEEN2.JAS): each one's name and image (-3 or -4:
+    a person). Index = object number; 0 is unused."""
+
+    names: list[str]
+    images: list[int]
+
+    @classmethod
+    def read(cls, jas: bytes, jas2: bytes) -> "QueenObjects":
+        data = jas[BANK_HEADER:]
+        _rooms, _names, count, descriptions = struct.unpack(">4H", data[:8])
+        records = [struct.unpack(">8h", data[8 + 16 * i: 24 + 16 * i]) for i in range(count)]
+        rows = jas2.decode("latin-1").split("\r\n")
+        names = [rows[descriptions + abs(r[0]) - 1] if r[0] and descriptions + abs(r[0]) - 1 < len(rows) else ""
+                 for r in records]
+        return cls([""] + names, [0] + [r[7] for r in records])
+
+    def is_person(self, number: int) -> bool:
+        return 0 < number < len(self.images) and self.images[number] in (-3, -4)
+
+
+def cutaway_speakers(bank: bytes, objects: QueenObjects) -> list[str | None]:
+    """Who speaks each sentence of a .CUT scene (sentence k belongs to object record k): the person's
+    name in the logic tables ("Joe King" for Joe), or None (narration, an object that is not a person).
+    The records are walked as ScummVM's Cutaway::run reads them: 17 int16, a list of people to show,
+    and, for an animated object that runs, its frames (10 int16 each) up to a -2."""
+    data = bank[BANK_HEADER:]
+    count = abs(struct.unpack(">h", data[2:4])[0])
+    at, speakers = 12, []
+    for _ in range(count):
+        record = struct.unpack(">17h", data[at: at + 34])
+        number, anim_list, execute, from_object = record[0], record[4], record[5], record[12]
+        people = struct.unpack(">h", data[at + 34: at + 36])[0]
+        at += 36 + 2 * people
+        number = 0 if number == -1 else number  # a room fade is Joe's record
+        person = not anim_list and (number == 0 or objects.is_person(number))
+        animated = number >= 0 and not person and not from_object > 0 and execute
+        if animated:
+            while struct.unpack(">h", data[at: at + 2])[0] != -2:
+                at += 20
+            at += 2
+        if person and not from_object > 0:
+            speakers.append("Joe King" if number == 0 else objects.names[number])
+        else:
+            speakers.append(None)
+    return speakers
+
+
+def cutaway_lines(name: str, bank: bytes, objects: QueenObjects | None = None) -> list[tuple[str, str, str]]:
+    """(character, voice prefix, text) of a .CUT cutaway scene's sentences. The character is "CUTAWAY", or
+    with `objects` "CUTAWAY:<dialogue character>" where the scene's record names one (CUTAWAY_NAMES)."""
     data = bank[BANK_HEADER:]
     count = abs(struct.unpack(">h", data[2:4])[0])
     offset = struct.unpack(">H", data[8:10])[0]
     _, offset = _string(data, offset)  # the scene's next cutaway
     base = name.split(".")[0].ljust(5, "_")
+    speakers = cutaway_speakers(bank, objects) if objects is not None else [None] * count
     lines = []
     for k in range(1, count + 1):
         text, offset = _string(data, offset)
         if text and text != "*" and not text.startswith("#"):
-            lines.append(("CUTAWAY", f"{base}{k:02d}", text))
+            code = CUTAWAY_NAMES.get(speakers[k - 1] or "")
+            lines.append((f"CUTAWAY:{code}" if code else "CUTAWAY", f"{base}{k:02d}", text))
     return lines
 
 
@@ -158,8 +219,11 @@ def queen_lines(resources: QueenResources) -> list[GameLine]:
     found: list[tuple[str, str, str]] = []
     for name in resources.names(".DOG"):
         found += dialogue_lines(name, resources.read(name))
+    objects = None
+    if "QUEEN.JAS" in resources.entries and "QUEEN2.JAS" in resources.entries:
+        objects = QueenObjects.read(resources.read("QUEEN.JAS"), resources.read("QUEEN2.JAS"))
     for name in resources.names(".CUT"):
-        found += cutaway_lines(name, resources.read(name))
+        found += cutaway_lines(name, resources.read(name), objects)
     if "QUEEN2.JAS" in resources.entries:
         found += joe_stock_lines(resources.read("QUEEN2.JAS"))
     lines, seen = [], set()
@@ -386,12 +450,15 @@ class GameSplits:
 
 
 def game_splits(lines: list[GameLine], dictionary: Dictionary, min_known: float = 0.5,
-                hero_share: float = HERO_SHARE, seed: int = 0) -> GameSplits:
+                hero_share: float = HERO_SHARE, seed: int = 0, cutaways: bool = False) -> GameSplits:
     """Normalised lines split by character: GAME_DEV_CHARACTERS for development, the rest for training
     (each game's hero capped at `hero_share` of them). Left out: gibberish (under `min_known` dictionary
     words), and FOTAQ's cutaway scenes, whose speaker the data does not name (a held-out character
-    may speak there)."""
-    dropped = {"gibberish": 0, "cutaway (speaker unknown)": 0, "hero over the cap": 0}
+    may speak there). With `cutaways`, the cutaway lines whose speaker the scene's records name
+    (cutaway_speakers) join training as that character; a held-out character's are still left out, so
+    the development set stays the same."""
+    dropped = {"gibberish": 0, "cutaway (speaker unknown)": 0, "cutaway (held-out character)": 0,
+               "hero over the cap": 0}
     train, dev = [], []
     for line in lines:
         if dictionary_share(line.text, dictionary.words) < min_known:
@@ -400,8 +467,14 @@ def game_splits(lines: list[GameLine], dictionary: Dictionary, min_known: float 
         text = normalize_game_text(line.text, dictionary.proper_nouns)
         if not re.search(r"[A-Za-z]", text):
             dropped["gibberish"] += 1
-        elif line.character == "CUTAWAY":
-            dropped["cutaway (speaker unknown)"] += 1
+        elif line.character.startswith("CUTAWAY"):
+            code = line.character.partition(":")[2]
+            if not (cutaways and code):
+                dropped["cutaway (speaker unknown)"] += 1
+            elif f"{line.game}:{code}" in GAME_DEV_CHARACTERS:
+                dropped["cutaway (held-out character)"] += 1
+            else:
+                train.append(GameLine(line.game, code, line.key, text))
         else:
             normalised = GameLine(line.game, line.character, line.key, text)
             (dev if line.speaker in GAME_DEV_CHARACTERS else train).append(normalised)

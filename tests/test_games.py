@@ -5,9 +5,10 @@ import struct
 import numpy as np
 import pytest
 
-from voxprompt.models.games import (GAME_DEV_CHARACTERS, Dictionary, GameLine, QueenResources, cap_share,
-                                    dictionary_share, drascula_audio, drascula_lines, drascula_texts,
-                                    game_splits, normalize_game_text, queen_lines, speech_segments)
+from voxprompt.models.games import (GAME_DEV_CHARACTERS, Dictionary, GameLine, QueenObjects, QueenResources,
+                                    cap_share, cutaway_lines, cutaway_speakers, dictionary_share, drascula_audio,
+                                    drascula_lines, drascula_texts, game_splits, normalize_game_text, queen_lines,
+                                    speech_segments)
 
 
 # -- builders for the games' formats ----------------------------------------------------------------
@@ -154,6 +155,45 @@ def test_the_hero_is_capped_and_others_are_kept():
     assert cap_share(lines, "fotaq:JOE", 0.25) == kept  # the same subset every time
 
 
+def test_a_cutaway_sentence_is_spoken_by_the_person_of_its_object_record():
+    # logic tables: object 1 a person named "Trader Bob" (image -3), object 2 a plain animated thing (image 5)
+    jas = b"AmBk" + b"\0" * 16 + struct.pack(">4H", 1, 2, 2, 1) + struct.pack(">8h", 2, 0, 0, 0, 0, 1, 0, -3) \
+        + struct.pack(">8h", 1, 0, 0, 0, 0, 1, 0, 5)
+    jas2 = "a description\r\na crate\r\nTrader Bob\r\n".encode("latin-1")
+    objects = QueenObjects.read(jas, jas2)
+
+    def record(number, anim_list=0, execute=0, people=()):
+        fields = [0] * 17
+        fields[0], fields[4], fields[5] = number, anim_list, execute
+        return struct.pack(">17h", *fields) + struct.pack(">h", len(people)) + struct.pack(f">{len(people)}h", *people)
+
+    frames = struct.pack(">10h", 2, 1, 1, 0, 0, 0, 0, 0, 100, 0) * 2 + struct.pack(">h", -2)
+    records = record(0) + record(2, anim_list=1, execute=1, people=(1,)) + frames + record(1) + record(-2)
+    body = bytearray(12) + records
+    sentences_at = len(body)
+    struct.pack_into(">hhhHHH", body, 0, 0, 4, 0, 0, sentences_at, 0)
+    body += pstring("", len(body))  # the next cutaway: none
+    for text in ("I'm Joe.", "*", "Hello, Joe.", "Meanwhile..."):
+        body += pstring(text, len(body))
+    bank = b"AmBk" + b"\0" * 16 + bytes(body)
+    assert cutaway_speakers(bank, objects) == ["Joe King", None, "Trader Bob", None]
+    assert cutaway_lines("C1.CUT", bank, objects) == [("CUTAWAY:JOE", "C1___01", "I'm Joe."),
+                                                       ("CUTAWAY:BOB", "C1___03", "Hello, Joe."),
+                                                       ("CUTAWAY", "C1___04", "Meanwhile...")]
+
+
+def test_named_cutaway_speakers_train_only_when_asked_and_never_a_held_out_character():
+    dictionary = Dictionary(frozenset("where is the door".split()), frozenset())
+    dev_game, dev_character = next(iter(sorted(GAME_DEV_CHARACTERS))).split(":")
+    lines = [GameLine("fotaq", "CUTAWAY:BOB", "C1", "Where is the door?"),
+             GameLine(dev_game, f"CUTAWAY:{dev_character}", "C2", "Where is the door?"),
+             GameLine("fotaq", "CUTAWAY", "C3", "Where is the door?")]
+    assert game_splits(lines, dictionary).train == []
+    splits = game_splits(lines, dictionary, hero_share=0.5, cutaways=True)
+    assert [(line.key, line.character) for line in splits.train] == [("C1", "BOB")] and splits.dev == []
+    assert splits.dropped["cutaway (held-out character)"] == 1 and splits.dropped["cutaway (speaker unknown)"] == 1
+
+
 def test_held_out_characters_never_reach_training_and_unknown_speakers_are_left_out():
     dictionary = Dictionary(frozenset("where is the door it was here".split()), frozenset())
     dev_game, dev_character = next(iter(sorted(GAME_DEV_CHARACTERS))).split(":")
@@ -178,6 +218,10 @@ def test_the_real_games_give_hours_of_speech_by_many_characters(tmp_path):
     assert len(lines) > 7000
     assert len({line.speaker for line in splits.train}) >= 20
     assert {line.speaker for line in splits.dev} == GAME_DEV_CHARACTERS
+    # the cutaway scenes' records name most of their speakers: more training lines, the same development set
+    with_cutaways = game_splits(lines, Dictionary.load(), cutaways=True)
+    assert len(with_cutaways.train) > len(splits.train) + 500 and with_cutaways.dev == splits.dev
+    assert with_cutaways.dropped["cutaway (speaker unknown)"] < splits.dropped["cutaway (speaker unknown)"] / 4
     for line in splits.dev[::150]:
         audio = archive.audio(line)
         assert np.isfinite(audio).all() and 0.2 < len(audio) / 16000 < 30
