@@ -34,16 +34,12 @@ def _load_transcriber(args, parallel: int = 1, signals=None):
     """The model (built on first use), loaded with Ctrl-C and SIGTERM held while llama.cpp loads it."""
     from contextlib import nullcontext
 
-    from voxprompt.encoder import EncoderOptions
     from voxprompt.transcriber import Transcriber
 
     model_dir = _resolve_model(args.model)  # a first build takes minutes: a signal stops it at once
-    device = getattr(args, "device_kind", args.device)
-    gpu_layers = 0 if device == "cpu" else -1
     with signals.held() if signals is not None else nullcontext():
-        return Transcriber(model_dir, EncoderOptions(device=device, n_threads=args.threads),
-                           LlmOptions(n_threads=args.threads, gpu_layers=gpu_layers, n_parallel=parallel,
-                                      beam_size=args.beam))
+        return Transcriber.open(model_dir, getattr(args, "device_kind", args.device), args.threads, parallel,
+                                args.beam)
 
 
 class _Display:
@@ -176,7 +172,7 @@ def cmd_transcribe(args) -> int:
                 _log(f"skipping {tally.skipped} of {len(inputs)} files whose transcripts are complete "
                      "(--overwrite redoes them)")
         try:
-            for event in engine.files(todo):
+            for event in engine.files(todo, args.word_timestamps):
                 if event.path in tally.failed:
                     continue  # its output failed: the rest of its segments have nowhere to go
                 try:
@@ -222,10 +218,10 @@ class _LocalEngine:
     def describe(self) -> str:
         return self.transcriber.describe_devices()
 
-    def files(self, paths):
+    def files(self, paths, word_timestamps: bool = False):
         from voxprompt.files import transcribe_files
 
-        return transcribe_files(self.transcriber, paths)
+        return transcribe_files(self.transcriber, paths, word_timestamps)
 
     def close(self) -> None:
         self.transcriber.close()

@@ -43,7 +43,7 @@ class Final:
     start: float
     end: float
     latency_ms: float  # from the end of speech to the text
-    words: tuple[Word, ...] = ()  # timed, when the model has a CTC head
+    words: tuple[Word, ...] = ()  # timed, when the model has a CTC head (finals only: partials skip the work)
 
     def to_json(self) -> dict:
         return {**_json("final", self), "words": [w.to_json() for w in self.words]}
@@ -180,7 +180,7 @@ class DictationEngine:
         elif candidate is not None:
             key = (candidate.start, len(candidate.audio))
             if self._speculative is None or self._speculative[0] != key:
-                self._speculative = (key, self.transcriber.transcribe_segment(candidate))
+                self._speculative = (key, self.transcriber.transcribe_segment(candidate, word_timestamps=True))
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
               and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
               and self.source.backlog_seconds() <= o.max_backlog_s):
@@ -200,7 +200,7 @@ class DictationEngine:
         if speculative is not None and speculative[0] == (segment.start, len(segment.audio)):
             result = speculative[1]  # the same audio, decoded while the hang-over ran out
         else:
-            result = self.transcriber.transcribe_segment(segment)
+            result = self.transcriber.transcribe_segment(segment, word_timestamps=True)
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3

@@ -78,7 +78,8 @@ class _InFlight:
     reported: int = 0  # pieces already reported
 
 
-def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | AudioClip]) -> Iterator[FileEvent]:
+def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | AudioClip],
+                     word_timestamps: bool = False) -> Iterator[FileEvent]:
     """Transcribe files (or clips) one after another in order, with up to the LLM's n_parallel segments
     in flight. `voxprompt transcribe` and `python -m voxprompt.models.evaluate` both run this."""
     outbox: deque[FileEvent | _InFlight] = deque()
@@ -121,7 +122,7 @@ def transcribe_files(transcriber: Transcriber, paths: Iterable[str | Path | Audi
             outbox.popleft()
             yield SegmentDone(head.path, head.result)
 
-    for key, event in transcriber.decode(segments()):
+    for key, event in transcriber.decode(segments(), word_timestamps):
         if isinstance(event, Segment):
             in_flight.pop(key).result = event
         else:

@@ -40,18 +40,15 @@ class TranscriberWorker:
     """A Ray actor: one process, one model, loaded once; decodes chunks of VAD segments."""
 
     def __init__(self, options: WorkerOptions):
-        from voxprompt.encoder import EncoderOptions
         from voxprompt.export.default_model import ensure_default_model
         from voxprompt.transcriber import Transcriber
 
         model = Path(options.model) if options.model else ensure_default_model()
-        self.transcriber = Transcriber(model, EncoderOptions(device=options.device, n_threads=options.threads),
-                                       LlmOptions(n_threads=options.threads, gpu_layers=0 if options.device == "cpu" else -1,
-                                                  n_parallel=options.parallel, beam_size=options.beam))
+        self.transcriber = Transcriber.open(model, options.device, options.threads, options.parallel, options.beam)
 
-    def transcribe(self, segments: list[SpeechSegment]) -> list[Segment]:
+    def transcribe(self, segments: list[SpeechSegment], word_timestamps: bool = False) -> list[Segment]:
         done = {}
-        for key, event in self.transcriber.decode(enumerate(segments)):
+        for key, event in self.transcriber.decode(enumerate(segments), word_timestamps):
             if isinstance(event, Segment):
                 done[key] = event
         return [done[k] for k in range(len(segments))]
@@ -105,7 +102,7 @@ class RayTranscription:
         nodes = len([n for n in self._ray.nodes() if n.get("Alive")])
         return f"Ray: {len(self.workers)} workers on {nodes} node{'s' * (nodes > 1)}"
 
-    def files(self, paths: Iterable[str | Path]) -> Iterator[FileEvent]:
+    def files(self, paths: Iterable[str | Path], word_timestamps: bool = False) -> Iterator[FileEvent]:
         """files.transcribe_files' events (no token-by-token text: each segment's comes whole)."""
         ray = self._ray
         order: list[_File] = []
@@ -120,7 +117,7 @@ class RayTranscription:
                 file, index = item
                 worker = min(self.workers, key=lambda w: queued[id(w)])
                 queued[id(worker)] += 1
-                in_flight[worker.transcribe.remote(file.chunks[index])] = (file, index, worker)
+                in_flight[worker.transcribe.remote(file.chunks[index], word_timestamps)] = (file, index, worker)
             yield from self._report(order)
             if not in_flight:
                 return

@@ -53,12 +53,11 @@ def drain(events) -> int:
 
 def run_local(model: Path, paths: list[Path], threads: int) -> tuple[float, float, int]:
     from voxprompt.files import transcribe_files
-    from voxprompt.llm import LlmOptions
-    from voxprompt.encoder import EncoderOptions
+    from voxprompt.llm import FILE_PARALLEL
     from voxprompt.transcriber import Transcriber
 
     t0 = time.perf_counter()
-    transcriber = Transcriber(model, EncoderOptions(n_threads=threads), LlmOptions(n_threads=threads, n_parallel=8))
+    transcriber = Transcriber.open(model, threads=threads, parallel=FILE_PARALLEL)
     t1 = time.perf_counter()
     segments = drain(transcribe_files(transcriber, paths))
     t2 = time.perf_counter()

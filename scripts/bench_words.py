@@ -165,7 +165,7 @@ def voxprompt_words(model: Path | None, recordings: list[Recording], beam: int) 
                                                                                       beam_size=beam))
     found: dict[str, list] = {r.name: [] for r in recordings}
     clips = [AudioClip(r.name, r.audio) for r in recordings]
-    for event in transcribe_files(transcriber, clips):
+    for event in transcribe_files(transcriber, clips, word_timestamps=True):
         if isinstance(event, SegmentDone):
             found[event.path.name] += [(w.word, w.start, w.end) for w in event.segment.words]
     transcriber.close()
