@@ -143,7 +143,7 @@ class _RealAugmented:
     def __call__(self, items, start):
         for i, (path, text) in enumerate(items):
             rng = np.random.default_rng([self.seed, 7, start + i])
-            yield Utterance(augment(load_audio(path), rng), text, f"real:{path.stem}")
+            yield Utterance(augment(load_audio(path), rng, AugmentOptions(p_speed=0.67)), text, f"real:{path.stem}")
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class _GameSpeech:
                 continue
             if augmented:
                 rng = np.random.default_rng([self.seed, 13, start + i])
-                audio = augment(audio, rng, AugmentOptions(p_telephone=0.0, pad_s=(0.05, 0.3)))
+                audio = augment(audio, rng, AugmentOptions(p_speed=0.8, p_telephone=0.0, pad_s=(0.05, 0.3)))
             yield Utterance(audio, line.text, f"game:{line.speaker}")
 
 
