@@ -39,7 +39,20 @@ def _load_transcriber(args, parallel: int = 1, signals=None):
     model_dir = _resolve_model(args.model)  # a first build takes minutes: a signal stops it at once
     with signals.held() if signals is not None else nullcontext():
         return Transcriber.open(model_dir, getattr(args, "device_kind", args.device), args.threads, parallel,
-                                args.beam)
+                                args.beam, adapters=args.adapter, context=args.context)
+
+
+MAX_CONTEXT_CHARS = 1000  # a context is a few sentences or a list of words, not a document
+
+
+def _domain_options(args) -> str | None:
+    """--hotwords folded into --context (its short form); an error message, or None when they are usable."""
+    hotwords = ", ".join(w.strip() for w in (args.hotwords or "").split(",") if w.strip())
+    args.context = " ".join(filter(None, [" ".join((args.context or "").split()), hotwords]))
+    if len(args.context) > MAX_CONTEXT_CHARS:
+        return (f"--context/--hotwords: {len(args.context)} characters, at most {MAX_CONTEXT_CHARS}; "
+                "keep the words a recording may contain, or make an adapter from a longer text (`voxprompt adapt`)")
+    return None
 
 
 class _Display:
@@ -122,6 +135,10 @@ def cmd_transcribe(args) -> int:
                                    printable, remove_stale_partials)
     from voxprompt.signals import StopRequested, StopSignals
 
+    problem = _domain_options(args)
+    if problem:
+        _error(problem)
+        return 2
     inputs = find_inputs(args.files, args.recursive)
     if not inputs:
         _error(f"no audio files ({', '.join(sorted(s[1:] for s in AUDIO_SUFFIXES))}) in {' '.join(args.files)}")
@@ -162,6 +179,8 @@ def cmd_transcribe(args) -> int:
                    "export it again from its training run, or leave the option out")
             return 2
         run = {"model": engine.manifest.model_id, "beam": args.beam}
+        if args.adapter or args.context:  # a resumed batch redoes transcripts made with other ones
+            run.update(adapters=list(args.adapter), context=args.context)
         if args.word_timestamps:  # a resumed batch redoes transcripts made without them
             run["word_timestamps"] = True
         todo = [i.path for i in inputs]
@@ -233,7 +252,8 @@ def _transcription_engine(args, signals):
         return _LocalEngine(_load_transcriber(args, parallel=args.parallel, signals=signals))
     from voxprompt.ray_batch import RayTranscription, WorkerOptions
 
-    options = WorkerOptions(args.model, args.device, args.threads or 1, args.parallel, args.beam)
+    options = WorkerOptions(args.model, args.device, args.threads or 1, args.parallel, args.beam,
+                            tuple(args.adapter), args.context)
     with signals.held():
         return RayTranscription(_resolve_model(args.model), options, args.workers,
                                 address=None if args.ray == "local" else args.ray)
@@ -330,6 +350,10 @@ def cmd_dictate(args) -> int:
         for d in list_input_devices():
             print(f"{d.index}: {d.name} ({d.default_samplerate:.0f} Hz, {d.channels} ch)")
         return 0
+    problem = _domain_options(args)
+    if problem:
+        _error(problem)
+        return 2
     if args.journal is None:
         from platformdirs import user_data_dir
 
@@ -388,6 +412,84 @@ def cmd_dictate(args) -> int:
     return code
 
 
+def cmd_adapters(args) -> int:
+    from voxprompt.adapters import adapters_dir, installed_adapters
+
+    found = installed_adapters()
+    if not found:
+        print(f"no adapters in {adapters_dir()}; make one with `voxprompt adapt --text FILE --out NAME`")
+        return 0
+    current = None
+    try:
+        from voxprompt.export.default_model import default_model_dir
+        from voxprompt.manifest import load_manifest
+
+        current = load_manifest(default_model_dir(), verify=False).model_id
+    except (ModelError, OSError):
+        pass
+    print(f"adapters in {adapters_dir()}:")
+    for info in found:
+        fits = "" if current is None else ("  (for the default model)" if info.base_model_id == current
+                                           else "  (for another model)")
+        terms = f", {len(info.terms)} terms" if info.terms else ""
+        print(f"  {info.name}: {info.sentences} sentences{terms}, model {info.base_model_id}{fits}")
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    import re
+
+    from voxprompt.adapters import ADAPTER_MANIFEST, adapters_dir
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.out):
+        _error(f"--out {args.out!r}: an adapter's name is letters, digits, '.', '_' or '-' (at most 64)")
+        return 2
+    for option, path in (("--text", args.text), ("--terms", args.terms)):
+        if path and not Path(path).is_file():
+            _error(f"{option} {path}: no such file")
+            return 2
+    if not (args.text or args.terms):
+        _error("give --text FILE (sentences of your domain) and/or --terms FILE (one term per line)")
+        return 2
+    folder = adapters_dir() / args.out
+    if (folder / ADAPTER_MANIFEST).exists() and not args.overwrite:
+        _error(f"adapter {args.out} exists ({folder}); use it with --adapter {args.out}, or --overwrite to make it again")
+        return 2
+    if args.overwrite and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    try:
+        from voxprompt.models.adapt import adapt
+    except ImportError as exc:
+        _error(f"{exc.name or exc} is needed to train adapters: pip install 'voxprompt[torch]'")
+        return 2
+    from voxprompt.export.default_model import ensure_default_model
+    from voxprompt.manifest import load_manifest
+
+    try:
+        model_id = load_manifest(ensure_default_model(log=_log), verify=False).model_id
+        out = adapt(args.out, Path(args.text) if args.text else None, Path(args.terms) if args.terms else None,
+                    adapters_dir(), model_id, minutes=args.minutes, threads=args.threads, log=_log)
+    except (ValueError, TimeoutError, OSError, ModelError) as exc:
+        _error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _error(f"interrupted; what was done is kept in {folder / 'work'}: run the same command again to resume")
+        return 130
+    _log(f"adapter written to {out}; use it with --adapter {args.out}")
+    return 0
+
+
+def _add_domain_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME[:SCALE]",
+                   help="a domain adapter made by `voxprompt adapt` (repeatable; SCALE 0-4, default 1)")
+    p.add_argument("--context", default="", metavar="TEXT",
+                   help="text the model reads before the speech: the topic, names and words it may contain")
+    p.add_argument("--hotwords", default="", metavar='"A, B"',
+                   help="words the speech may contain, comma-separated (the short form of --context)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxprompt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -418,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "transcripts; needs pip install 'voxprompt[ray]'")
     t.add_argument("--workers", type=int, default=2, metavar="N",
                    help="with --ray: worker processes, each with its own model and --threads CPUs (default: 2)")
+    _add_domain_options(t)
     t.set_defaults(func=cmd_transcribe)
 
     from voxprompt.export.gguf_llm import QUANTIZATIONS
@@ -446,7 +549,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per physical core)")
     d.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
                    help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
+    _add_domain_options(d)
     d.set_defaults(func=cmd_dictate, device_kind="auto")
+
+    a = sub.add_parser("adapters", help="list the domain adapters installed (made by `voxprompt adapt`)")
+    a.set_defaults(func=cmd_adapters)
+
+    m = sub.add_parser("adapt", help="make a domain adapter from your text (sentences and/or terms); "
+                                     "needs pip install 'voxprompt[torch]'")
+    m.add_argument("--text", metavar="FILE", help="sentences of your domain (any text; split into sentences)")
+    m.add_argument("--terms", metavar="FILE", help="terms, one per line: spoken in sentences made around them")
+    m.add_argument("--out", required=True, metavar="NAME", help="the adapter's name (then: --adapter NAME)")
+    m.add_argument("--minutes", type=float, default=20.0,
+                   help="time budget, speaking the text included (default: 20); an interrupted run resumes")
+    m.add_argument("--threads", type=int, default=0, help="CPU threads for training (default: all cores)")
+    m.add_argument("--overwrite", action="store_true", help="make the adapter again if it exists")
+    m.set_defaults(func=cmd_adapt)
 
     return parser
 

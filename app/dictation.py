@@ -67,7 +67,15 @@ class Stopped:
     """The engine's last event."""
 
 
-DictationEvent = Union[Partial, Final, Level, Failed, Stopped]
+@dataclass(frozen=True)
+class AdaptersChanged:
+    """Domain adapters switched between two utterances (the audio meanwhile waits in the queue)."""
+
+    names: tuple[str, ...]  # now applied; () for none
+    switch_ms: float
+
+
+DictationEvent = Union[Partial, Final, Level, Failed, Stopped, AdaptersChanged]
 
 
 def _json(kind: str, event: Partial | Final) -> dict:
@@ -106,6 +114,7 @@ class DictationEngine:
         self._speculative: tuple[tuple[int, int], Segment] | None = None  # (segment start, length) -> result
         self._last_level_at = 0
         self._draining = False
+        self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
         self.finals: list[Final] = []
 
     # -- control --------------------------------------------------------------------------------
@@ -120,14 +129,30 @@ class DictationEngine:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def switch_adapters(self, chosen: tuple) -> None:
+        """Apply these domain adapters (AdapterChoice) from the next utterance on: the worker switches them
+        between decodes, never inside one; the microphone keeps queuing meanwhile, so no audio is lost."""
+        self._adapters_wanted = tuple(chosen)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def _apply_adapters(self) -> None:
+        chosen, self._adapters_wanted = self._adapters_wanted, None
+        if chosen is None:
+            return
+        t0 = time.monotonic()
+        self.transcriber.use_adapters(chosen)
+        self._speculative = None  # decoded under the previous adapters
+        self.on_event(AdaptersChanged(tuple(a.name for a in chosen), (time.monotonic() - t0) * 1e3))
 
     # -- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._adapters_wanted is not None and not self.vad.in_speech:
+                    self._apply_adapters()  # between utterances: an open one keeps the adapters it began with
                 block = self.source.read(timeout=0.05)
                 if block is None or len(block) == 0:
                     continue

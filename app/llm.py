@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from voxprompt.manifest import ModelError, PromptTemplate
@@ -97,32 +98,41 @@ class SpeechPromptLLM:
     twice the cost of a prompt at 8). Each seat decodes the fixed prefix once and keeps it between prompts."""
 
     def __init__(self, gguf_path: str | Path, prompt: PromptTemplate, options: LlmOptions = LlmOptions(),
-                 adapter_path: str | Path | None = None, guard: RepetitionGuard = RepetitionGuard()):
+                 adapters: Sequence[tuple[str | Path, float]] = (), guard: RepetitionGuard = RepetitionGuard(),
+                 context: str = ""):
+        """`adapters`: LoRA GGUFs and their scales, applied at load (the model's own first, if it has one).
+        `context`: text the prompt carries before the speech (the template's context_prefix)."""
         llama_cpp = llama_library()
         silence_llama_logs()
         self._lib = llama_cpp
-        self._model = self._ctx = self._adapter = None
+        self._model = self._ctx = None
+        self._adapters: dict[Path, object] = {}  # loaded LoRA adapters by file, kept until close
         self.options = options
         self.guard = guard
         self.n_parallel = options.n_parallel
         self.beam_size = options.beam_size
         self.n_seats = options.seats
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
-        self._load(Path(gguf_path), adapter_path, options)
+        gguf_path = Path(gguf_path)
+        self._load_model(gguf_path, options)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.width = int(llama_cpp.llama_model_n_embd(self._model))
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self.prefix_ids = self.tokenize(prompt.prefix_for(context))
+        self.suffix_ids = self.tokenize(prompt.suffix)
+        # a context's tokens take cells of every seat beyond what the plain prompt was sized for
+        extra = max(0, len(self.prefix_ids) - len(self.tokenize(prompt.prefix)))
+        self._make_context(gguf_path, replace(options, n_ctx=options.cells_per_sequence + extra))
         self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx)) // self.n_seats  # per seat
         self.n_batch = int(llama_cpp.llama_n_batch(self._ctx))
-        self.prefix_ids = self.tokenize(prompt.prefix)
-        self.suffix_ids = self.tokenize(prompt.suffix)
         stops = [self.tokenize(s) for s in prompt.stop]
         self.stop_ids = {ids[0] for ids in stops if len(ids) == 1}  # a stop string must be one token
         self._embd_batch = llama_cpp.llama_batch_init(self.n_batch, self.width, 1)
         self._token_batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._prefix_in_cache: set[int] = set()  # seats whose KV cells start with the prefix
+        self.set_adapters(adapters)
 
-    def _load(self, gguf_path: Path, adapter_path: str | Path | None, options: LlmOptions) -> None:
+    def _load_model(self, gguf_path: Path, options: LlmOptions) -> None:
         lib = self._lib
         _init_backend()
         if not gguf_path.is_file():
@@ -134,6 +144,9 @@ class SpeechPromptLLM:
         self._model = lib.llama_model_load_from_file(str(gguf_path).encode(), model_params)
         if not self._model:
             raise ModelError(f"{gguf_path}: llama.cpp cannot load it; re-run `voxprompt export`")
+
+    def _make_context(self, gguf_path: Path, options: LlmOptions) -> None:
+        lib = self._lib
         params = lib.llama_context_default_params()
         cells, seats = options.cells_per_sequence, options.seats
         params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, UBATCH)
@@ -144,13 +157,26 @@ class SpeechPromptLLM:
         self._ctx = lib.llama_init_from_model(self._model, params)
         if not self._ctx:
             raise ModelError(f"{gguf_path}: llama.cpp cannot make a context of {seats} x {cells} cells")
-        if adapter_path is not None:
-            self._adapter = lib.llama_adapter_lora_init(self._model, str(adapter_path).encode())
-            if not self._adapter:
-                raise ModelError(f"{adapter_path}: llama.cpp cannot load this LoRA adapter for {gguf_path.name}")
-            adapters = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapter)
-            if lib.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
-                raise ModelError(f"{adapter_path}: llama.cpp cannot apply this LoRA adapter")
+
+    def set_adapters(self, adapters: Sequence[tuple[str | Path, float]]) -> None:
+        """Apply exactly these LoRA adapters at these scales, from the next prompt on. The base model
+        stays loaded; an adapter file is read once and kept. The cached prefix was computed under the
+        previous adapters, so every seat starts afresh."""
+        lib = self._lib
+        handles = []
+        for path, _ in adapters:
+            path = Path(path)
+            if path not in self._adapters:
+                handle = lib.llama_adapter_lora_init(self._model, str(path).encode()) if path.is_file() else None
+                if not handle:
+                    raise ModelError(f"{path}: llama.cpp cannot load this LoRA adapter for this model")
+                self._adapters[path] = handle
+            handles.append(self._adapters[path])
+        n = len(handles)
+        if lib.llama_set_adapters_lora(self._ctx, (lib.llama_adapter_lora_p_ctypes * max(1, n))(*handles), n,
+                                       (ctypes.c_float * max(1, n))(*(float(scale) for _, scale in adapters))):
+            raise ModelError(f"llama.cpp cannot apply the LoRA adapters {[str(p) for p, _ in adapters]}")
+        self.reset()
 
     def close(self) -> None:
         lib = self._lib
@@ -158,11 +184,12 @@ class SpeechPromptLLM:
             lib.llama_batch_free(self._embd_batch)
             lib.llama_batch_free(self._token_batch)
             lib.llama_free(self._ctx)
-        if self._adapter:
-            lib.llama_adapter_lora_free(self._adapter)
+        for handle in self._adapters.values():
+            lib.llama_adapter_lora_free(handle)
+        self._adapters.clear()
         if self._model:
             lib.llama_model_free(self._model)
-        self._model = self._ctx = self._adapter = None
+        self._model = self._ctx = None
 
     def __del__(self):
         try:

@@ -19,18 +19,31 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """prefix tokens, speech vectors, suffix tokens, then the transcript up to a stop token."""
+    """prefix tokens, speech vectors, suffix tokens, then the transcript up to a stop token. With a
+    context (`--context`, `--hotwords`), `context_prefix` with {context} filled in replaces the prefix."""
 
     prefix: str
     suffix: str
     stop: tuple[str, ...] = ()  # besides the LLM's own end-of-generation tokens
+    context_prefix: str = ""  # "": this model takes no context
+
+    def prefix_for(self, context: str = "") -> str:
+        """The prefix that goes before the speech, with the user's context in it when there is one."""
+        context = " ".join(context.split())  # one line: a newline would end the chat turn's layout
+        if not context:
+            return self.prefix
+        if "{context}" not in self.context_prefix:
+            raise ModelError("this model's prompt has no place for a context; drop --context/--hotwords")
+        return self.context_prefix.replace("{context}", context)
 
 
 # SmolLM2-Instruct's chat format around the speech; the prefix never changes, so it stays in the KV cache.
+# A context goes in the system turn, where an instruct model looks for what conditions its answer.
 DEFAULT_PROMPT = PromptTemplate(
     prefix="<|im_start|>system\nTranscribe the speech.<|im_end|>\n<|im_start|>user\n",
     suffix="<|im_end|>\n<|im_start|>assistant\n",
     stop=("<|im_end|>",),
+    context_prefix="<|im_start|>system\nTranscribe the speech. Context: {context}<|im_end|>\n<|im_start|>user\n",
 )
 
 

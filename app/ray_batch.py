@@ -34,6 +34,8 @@ class WorkerOptions:
     threads: int = 1  # per worker; also the CPUs Ray reserves for it
     parallel: int = FILE_PARALLEL
     beam: int = LlmOptions.beam_size
+    adapters: tuple[str, ...] = ()  # --adapter values, installed on every node
+    context: str = ""
 
 
 class TranscriberWorker:
@@ -44,7 +46,8 @@ class TranscriberWorker:
         from voxprompt.transcriber import Transcriber
 
         model = Path(options.model) if options.model else ensure_default_model()
-        self.transcriber = Transcriber.open(model, options.device, options.threads, options.parallel, options.beam)
+        self.transcriber = Transcriber.open(model, options.device, options.threads, options.parallel, options.beam,
+                                            options.adapters, options.context)
 
     def transcribe(self, segments: list[SpeechSegment], word_timestamps: bool = False) -> list[Segment]:
         done = {}

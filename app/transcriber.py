@@ -8,9 +8,10 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Iterator
+from typing import Callable, Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
+from voxprompt.adapters import AdapterChoice, resolve_adapter
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.ctc import CtcHead, CtcPrefixScorer
 from voxprompt.decoding import Request, TokenPiece, decode_many
@@ -59,25 +60,29 @@ class Transcriber:
 
     @classmethod
     def open(cls, model_dir: str | Path, device: str = "auto", threads: int = 0, parallel: int = 1,
-             beam: int = LlmOptions.beam_size) -> "Transcriber":
+             beam: int = LlmOptions.beam_size, adapters: Sequence[str] = (), context: str = "") -> "Transcriber":
         """As the commands open it: the encoder and the LLM on one device ("cpu": no GPU offload), with
-        the same threads (0: one per physical core)."""
+        the same threads (0: one per physical core); `adapters` as --adapter gives them (NAME[:SCALE])."""
         return cls(model_dir, EncoderOptions(device=device, n_threads=threads),
                    LlmOptions(n_threads=threads, gpu_layers=0 if device == "cpu" else -1, n_parallel=parallel,
-                              beam_size=beam))
+                              beam_size=beam), adapters=adapters, context=context)
 
     def __init__(self, model_dir: str | Path, encoder_options: EncoderOptions = EncoderOptions(),
                  llm_options: LlmOptions = LlmOptions(), vad_options: VadOptions = VadOptions(),
-                 verify: bool = True):
+                 verify: bool = True, adapters: Sequence[str | AdapterChoice] = (), context: str = ""):
         model_dir = Path(model_dir)
         self.manifest: Manifest = load_manifest(model_dir, verify=verify)
         m = self.manifest
+        self.model_adapter = (model_dir / m.llm.adapter, 1.0) if m.llm.adapter else None
+        self.adapters = tuple(a if isinstance(a, AdapterChoice) else resolve_adapter(a, m) for a in adapters)
+        self.context = " ".join(context.split())
+        m.prompt.prefix_for(self.context)  # a model with no place for a context is refused before loading
         self.encoder = SpeechEncoder(model_dir / m.encoder.file, m.encoder, encoder_options)
         self.vad_options = self.fit_vad(vad_options)
         if llm_options.n_ctx == 0:
             llm_options = replace(llm_options, n_ctx=self.cells_per_segment())
-        adapter = model_dir / m.llm.adapter if m.llm.adapter else None
-        self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, adapter_path=adapter)
+        self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, self._llm_adapters(self.adapters),
+                                   context=self.context)
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
@@ -85,6 +90,15 @@ class Transcriber:
         if self.ctc is not None and self.ctc.width != self.llm.width:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
+
+    def _llm_adapters(self, chosen: Sequence[AdapterChoice]) -> list[tuple[Path, float]]:
+        own = [self.model_adapter] if self.model_adapter else []
+        return own + [a.as_llm_adapter() for a in chosen if a.scale]
+
+    def use_adapters(self, chosen: Sequence[AdapterChoice]) -> None:
+        """Switch domain adapters between segments (the base model stays loaded; files are read once)."""
+        self.llm.set_adapters(self._llm_adapters(chosen))
+        self.adapters = tuple(chosen)
 
     def request(self, key: Hashable, segment: SpeechSegment) -> Request:
         """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it."""

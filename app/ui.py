@@ -13,7 +13,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Label, ProgressBar, RichLog, Select, Static
 
-from voxprompt.dictation import DictationEvent, DictationOptions, Failed, Final, Level, LiveDictation, Partial
+from voxprompt.dictation import (AdaptersChanged, DictationEvent, DictationOptions, Failed, Final, Level, LiveDictation,
+                                 Partial)
 from voxprompt.journal import Journal
 from voxprompt.microphone import InputDevice, list_input_devices
 
@@ -47,6 +48,7 @@ class DictationApp(App):
         Binding("a", "copy_all", "Copy all", priority=True),
         Binding("s", "save", "Save", priority=True),
         Binding("x", "clear", "Clear", priority=True),
+        Binding("d", "next_adapters", "Adapter", priority=True),
         Binding("q", "quit", "Quit", priority=True),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
@@ -61,6 +63,10 @@ class DictationApp(App):
         self.events: list[str] = []  # the order partials and finals arrived in, for the status of the app
         self.dictation: LiveDictation | None = None
         self.stopping = False
+        # `d` cycles: the adapters given (--adapter), none, then each alone when there are several
+        given = tuple(transcriber.adapters)
+        self.adapter_sets = [given, ()] + ([(a,) for a in given] if len(given) > 1 else []) if given else []
+        self.adapter_set = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,6 +125,9 @@ class DictationApp(App):
                 self.query_one("#finals", RichLog).write(f"{event.text}   ({event.latency_ms:.0f} ms)")
         elif isinstance(event, Failed):
             self.set_status(f"stopped: {event.message}")
+        elif isinstance(event, AdaptersChanged):
+            names = ", ".join(event.names) or "none"
+            self.set_status(f"adapters: {names} (switched in {event.switch_ms:.0f} ms)")
 
     def set_status(self, text: str) -> None:
         self.query_one("#status", Label).update(text)
@@ -149,6 +158,16 @@ class DictationApp(App):
         path = Path(f"dictation-{len(self.lines)}-lines.txt")
         path.write_text("\n".join(self.lines) + "\n")
         self.notify(f"saved to {path}")
+
+    def action_next_adapters(self) -> None:
+        if not self.adapter_sets:
+            self.notify("no domain adapters: start with --adapter NAME (see `voxprompt adapters`)")
+            return
+        self.adapter_set = (self.adapter_set + 1) % len(self.adapter_sets)
+        chosen = self.adapter_sets[self.adapter_set]
+        if self.engine is not None:
+            self.engine.switch_adapters(chosen)
+        self.set_status(f"switching to adapters: {', '.join(a.name for a in chosen) or 'none'}...")
 
     def action_clear(self) -> None:
         self.lines.clear()

@@ -34,7 +34,7 @@ DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024
-BUILDER_VERSION = 4  # bump when the build recipe changes, so cached default models are rebuilt
+BUILDER_VERSION = 5  # bump when the build recipe changes, so cached default models are rebuilt
 CTC_WEIGHT = 0.5  # joint decoding, chosen on held-out voices' clips 150-300 (scored on clips 0-150)
 
 

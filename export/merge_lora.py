@@ -1,4 +1,5 @@
-"""Fold a GGUF LoRA adapter into its base GGUF (numpy, no torch): W += alpha / rank * B @ A.
+"""LoRA adapters as GGUF, in numpy (no torch): fold one into its base GGUF (W += alpha / rank * B @ A), or
+express what fine-tuning changed in one as an adapter of its own (lora_difference).
 
 The result is written at f16 and then quantised by llama.cpp (q8_0 keeps the adapter's effect; merging
 into a 4-bit base loses most of it). Decoding then pays for no adapter matmuls at run time.
@@ -45,3 +46,44 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
     writer.write_tensors_to_file()
     writer.close()
     return merged
+
+
+def _read_lora(path: Path) -> tuple[float, dict[str, dict[str, np.ndarray]]]:
+    import gguf
+    from gguf.quants import dequantize
+
+    lora = gguf.GGUFReader(str(path))
+    factors: dict[str, dict[str, np.ndarray]] = {}
+    for t in lora.tensors:
+        name, part = t.name.rsplit(".", 1)
+        shape = tuple(reversed([int(d) for d in t.shape]))
+        factors.setdefault(name, {})[part] = dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape)
+    return float(lora.fields["adapter.lora.alpha"].contents()), factors
+
+
+def lora_difference(before: Path, after: Path, out: Path) -> int:
+    """An adapter that turns a model with `before` merged in into one with `after`: exactly
+    s(B'A' - BA) = s [B' | -B] [A' ; A], a LoRA of twice the rank whose alpha keeps the scale s = alpha / rank.
+    So a domain adapter trained on top of the default model's own (merged) adapter applies at load.
+    Returns the number of weight matrices it changes."""
+    import gguf
+
+    alpha, old = _read_lora(before)
+    alpha_after, new = _read_lora(after)
+    if alpha != alpha_after or set(old) != set(new):
+        raise ValueError(f"{after} does not continue {before}: other matrices or another alpha")
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 2 * alpha)
+    for name in sorted(new):
+        (a0, b0), (a1, b1) = (old[name]["lora_a"], old[name]["lora_b"]), (new[name]["lora_a"], new[name]["lora_b"])
+        if a0.shape != a1.shape or b0.shape != b1.shape:
+            raise ValueError(f"{name}: rank or shape differs between {before} and {after}")
+        writer.add_tensor(name + ".lora_a", np.concatenate([a1, a0], axis=0).astype(np.float16))
+        writer.add_tensor(name + ".lora_b", np.concatenate([b1, -b0], axis=1).astype(np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return len(new)

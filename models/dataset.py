@@ -114,13 +114,14 @@ def _make_shard(path: Path, make, chunk: list, start: int) -> int:
     return len(chunk)
 
 
-def build_split(out: Path, split: str, items: list, make, progress=None, workers: int = 1) -> None:
+def build_split(out: Path, split: str, items: list, make, progress=None, workers: int = 1,
+                shard_size: int = SHARD_SIZE) -> None:
     """Write the split's shards (in parallel processes when workers > 1); existing shards are kept."""
     from concurrent.futures import ProcessPoolExecutor
 
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(out / f"{split}-{k // SHARD_SIZE:04d}.npz", make, items[k: k + SHARD_SIZE], k)
-            for k in range(0, len(items), SHARD_SIZE)]
+    jobs = [(out / f"{split}-{k // shard_size:04d}.npz", make, items[k: k + shard_size], k)
+            for k in range(0, len(items), shard_size)]
     if workers <= 1:
         done = (_make_shard(*job) for job in jobs)
         for n in done:

@@ -411,7 +411,7 @@ class Trainer:
         self.llm, self.tokenizer = load_llm(device)
         self.llm.requires_grad_(False)
         t0 = time.time()
-        dev_splits = ["heldout", "real_dev"] + (["game_dev"] if shards(data, "game_dev") else [])
+        dev_splits = [split for split in ("heldout", "real_dev", "game_dev") if shards(data, split)]
         splits = {split.strip(): load_split(data, split.strip(), cached, cache_name, self.tokenizer, device,
                                             config.encoder_window)
                   for split in [*config.splits.split(","), *dev_splits]}
@@ -624,7 +624,7 @@ class Trainer:
                 speech = self.bridge(frames, frame_lengths(batch))
                 b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)
                 lm = lm_loss(self.llm, b)
-                ctc = ctc_loss(self.ctc, speech, lengths, batch)
+                ctc = ctc_loss(self.ctc, speech, lengths, batch) if c.ctc_weight else torch.zeros(())
                 loss = lm + c.ctc_weight * ctc
             clock.mark("forward")
             opt.zero_grad(set_to_none=True)

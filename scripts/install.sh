@@ -13,7 +13,8 @@ EXTRAS=${EXTRAS:-dev}
 # --- system packages: audio I/O, the real recordings used by tests, a compiler for llama.cpp -----
 apt_packages=(build-essential cmake libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
               sox espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
-              fortunes fortunes-min asterisk-core-sounds-en-wav asterisk-core-sounds-en wamerican)
+              fortunes fortunes-min asterisk-core-sounds-en-wav asterisk-core-sounds-en wamerican
+              hunspell-en-med)  # the domain benchmark's terms (scripts/bench_domain.py)
 if command -v apt-get >/dev/null; then
   missing=()
   for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

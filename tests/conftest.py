@@ -89,3 +89,26 @@ def as_in_a_terminal() -> None:
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+
+
+@pytest.fixture(scope="session")
+def adapters_home(default_model_dir, tmp_path_factory) -> Path:
+    """An adapters folder for the default model with two real LoRA adapters: `again` (the model's own
+    trained LoRA applied a second time: a real change to SmolLM2's weights) and `nothing` (what training
+    changed when it changed nothing: lora_difference of that LoRA with itself)."""
+    import shutil
+
+    from voxprompt.adapters import ADAPTER_FILE, AdapterInfo
+    from voxprompt.export.default_model import trained_adapter_path
+    from voxprompt.export.merge_lora import lora_difference
+    from voxprompt.manifest import load_manifest
+
+    home = tmp_path_factory.mktemp("adapters")
+    model_id = load_manifest(default_model_dir, verify=False).model_id
+    lora = trained_adapter_path("tiny.en")
+    for name in ("again", "nothing"):
+        (home / name).mkdir()
+        AdapterInfo(name, model_id, sentences=1).write(home / name)
+    shutil.copy(lora, home / "again" / ADAPTER_FILE)
+    lora_difference(lora, lora, home / "nothing" / ADAPTER_FILE)
+    return home

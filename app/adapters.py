@@ -1,0 +1,123 @@
+"""Domain adapters: LoRA GGUFs made by `voxprompt adapt`, installed by name, applied at load by llama.cpp.
+
+An adapter folder holds adapter.gguf and adapter.json (what it was made from, and the model it was made
+for: a LoRA is a change to one model's weights and means nothing on another's).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from voxprompt.manifest import Manifest, ModelError
+
+ADAPTER_FILE = "adapter.gguf"
+ADAPTER_MANIFEST = "adapter.json"
+ADAPTER_FORMAT = 1
+
+
+def adapters_dir() -> Path:
+    """Where installed adapters live: VOXPROMPT_ADAPTERS, else the user data dir (beside the journal; unlike
+    the model cache, an adapter cannot be rebuilt from installed packages)."""
+    if os.environ.get("VOXPROMPT_ADAPTERS"):
+        return Path(os.environ["VOXPROMPT_ADAPTERS"])
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("voxprompt")) / "adapters"
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """adapter.json: an adapter's provenance and the one model it belongs to."""
+
+    name: str
+    base_model_id: str  # Manifest.model_id of the model it was trained on
+    sentences: int = 0  # spoken training sentences made from the user's text
+    terms: tuple[str, ...] = ()
+    minutes: float = 0.0  # training wall time
+    format_version: int = ADAPTER_FORMAT
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def write(self, folder: Path) -> None:
+        tmp = folder / (ADAPTER_MANIFEST + ".partial")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(folder / ADAPTER_MANIFEST)  # last: its presence marks a complete adapter
+
+    @classmethod
+    def read(cls, folder: Path) -> "AdapterInfo":
+        path = folder / ADAPTER_MANIFEST
+        try:
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict) or raw.get("format_version") != ADAPTER_FORMAT:
+                raise ValueError(f"format version {raw.get('format_version') if isinstance(raw, dict) else None}")
+            info = cls(**{**raw, "terms": tuple(raw.get("terms", ()))})
+            if not (isinstance(info.name, str) and isinstance(info.base_model_id, str)):
+                raise ValueError("name and base_model_id must be strings")
+            return info
+        except FileNotFoundError:
+            raise ModelError(f"{folder}: no {ADAPTER_MANIFEST}; not an adapter (make one with `voxprompt adapt`)") from None
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise ModelError(f"{path}: not a valid adapter manifest ({exc}); re-run `voxprompt adapt`") from None
+
+
+@dataclass(frozen=True)
+class AdapterChoice:
+    """An adapter to apply, at a scale (0: off, 1: as trained)."""
+
+    name: str
+    path: Path  # its GGUF
+    scale: float = 1.0
+
+    def as_llm_adapter(self) -> tuple[Path, float]:
+        return self.path, self.scale
+
+
+def parse_adapter_spec(spec: str) -> tuple[str, float]:
+    """"NAME" or "NAME:SCALE" (a folder path may stand for NAME)."""
+    name, sep, scale = spec.rpartition(":")
+    if not sep or not name:
+        return spec, 1.0
+    try:
+        value = float(scale)
+    except ValueError:
+        return spec, 1.0  # a colon that is part of a path
+    if not 0.0 <= value <= 4.0:
+        raise ModelError(f"--adapter {spec}: the scale must be between 0 and 4")
+    return name, value
+
+
+def adapter_folder(name: str) -> Path:
+    """An installed adapter's folder, or a folder given by path."""
+    path = Path(name).expanduser()
+    if path.is_dir() or os.sep in name:
+        return path
+    return adapters_dir() / name
+
+
+def resolve_adapter(spec: str, manifest: Manifest) -> AdapterChoice:
+    """--adapter's value as an adapter for this model; a one-line ModelError otherwise."""
+    name, scale = parse_adapter_spec(spec)
+    folder = adapter_folder(name)
+    if not folder.is_dir():
+        installed = ", ".join(i.name for i in installed_adapters()) or "none"
+        raise ModelError(f"--adapter {name}: no such adapter (installed: {installed}); make one with `voxprompt adapt`")
+    info = AdapterInfo.read(folder)
+    if info.base_model_id != manifest.model_id:
+        raise ModelError(f"adapter {info.name} was made for model {info.base_model_id}, this model is "
+                         f"{manifest.model_id}; re-run `voxprompt adapt` for it")
+    if not (folder / ADAPTER_FILE).is_file():
+        raise ModelError(f"{folder}: {ADAPTER_FILE} is missing; re-run `voxprompt adapt`")
+    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale)
+
+
+def installed_adapters() -> list[AdapterInfo]:
+    """Complete adapters in adapters_dir(), by name; an unreadable one is left out."""
+    root = adapters_dir()
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        try:
+            found.append(AdapterInfo.read(folder))
+        except ModelError:
+            continue
+    return found

@@ -1,0 +1,101 @@
+"""`voxprompt adapt`: the user's text becomes spoken training material, and training becomes an adapter."""
+import numpy as np
+import pytest
+
+from voxprompt.models.adapt import CARRIERS, VOICES_PER_SENTENCE, carrier_sentences, make_plan, read_sentences, read_terms
+
+
+def test_text_is_split_into_sentences_without_repeats_or_fragments(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("Start warfarin at five milligrams. Check the INR on Monday!\n\nOk.\n"
+                    "start warfarin at five milligrams.\n" + "word " * 50 + "\n")
+    assert read_sentences(text) == ["Start warfarin at five milligrams.", "Check the INR on Monday!"]
+
+
+def test_terms_come_one_per_line_or_comma_separated_with_comments(tmp_path):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("apixaban, Xarelto\n# brand names\nwarfarin  # the old one\nXARELTO\n\n")
+    assert read_terms(terms) == ["apixaban", "Xarelto", "warfarin"]
+
+
+def test_only_terms_the_text_never_says_get_carrier_sentences():
+    made = carrier_sentences(["warfarin", "apixaban"], ["Start warfarin today."], per_term=3, seed=0)
+    assert len(made) == 3 and all("apixaban" in s.lower() for s in made)
+    assert all(s[0].isupper() for s in made)
+    assert all("iPhone" in s for s in carrier_sentences(["iPhone"], [], per_term=10, seed=0))
+    assert len(set(made)) == 3 and len(CARRIERS) >= 3
+
+
+def test_the_plan_mixes_in_general_speech_and_says_what_it_will_do(tmp_path):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("apixaban\nrivaroxaban\n")
+    plan = make_plan(None, terms, minutes=20)
+    assert len(plan.domain) == 12  # six carriers per term without a text
+    domain_utterances = len(plan.domain) * VOICES_PER_SENTENCE
+    assert 0.25 <= len(plan.general) / (len(plan.general) + domain_utterances) <= 0.35
+    assert not set(plan.general) & set(plan.domain)
+    assert "12 domain sentences (2 terms)" in plan.describe()
+
+
+def test_nothing_to_learn_from_is_refused(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("Ok.\n")
+    with pytest.raises(ValueError, match="no sentences"):
+        make_plan(empty, None, minutes=20)
+
+
+def test_what_training_changed_is_an_exact_adapter_on_top_of_the_merged_one(tmp_path):
+    """lora_difference: applied on a model with `before` merged in, the adapter gives the `after` model."""
+    import gguf
+
+    from voxprompt.export.merge_lora import _read_lora, lora_difference
+
+    rng = np.random.default_rng(0)
+
+    def write(path, a, b, alpha=32.0):
+        w = gguf.GGUFWriter(str(path), "llama")
+        w.add_type(gguf.GGUFType.ADAPTER)
+        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+        w.add_tensor("blk.0.attn_q.weight.lora_a", a.astype(np.float16))
+        w.add_tensor("blk.0.attn_q.weight.lora_b", b.astype(np.float16))
+        w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
+
+    a0, b0 = rng.standard_normal((4, 16)) * 0.1, rng.standard_normal((8, 4)) * 0.1
+    a1, b1 = a0 + rng.standard_normal((4, 16)) * 0.05, b0 + rng.standard_normal((8, 4)) * 0.05
+    write(tmp_path / "before.gguf", a0, b0)
+    write(tmp_path / "after.gguf", a1, b1)
+    lora_difference(tmp_path / "before.gguf", tmp_path / "after.gguf", tmp_path / "delta.gguf")
+    alpha, factors = _read_lora(tmp_path / "delta.gguf")
+    a, b = factors["blk.0.attn_q.weight"]["lora_a"], factors["blk.0.attn_q.weight"]["lora_b"]
+    assert a.shape == (8, 16) and b.shape == (8, 8)  # twice the rank
+    f16 = lambda x: x.astype(np.float16).astype(np.float64)
+    expected = 32.0 / 4 * (f16(b1) @ f16(a1) - f16(b0) @ f16(a0))
+    np.testing.assert_allclose(alpha / a.shape[0] * (b @ a), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
+    """Speak three sentences, train until a 4-minute budget ends, write an adapter llama.cpp applies."""
+    from voxprompt.adapters import AdapterInfo, resolve_adapter
+    from voxprompt.manifest import load_manifest
+    from voxprompt.models.adapt import adapt
+    from voxprompt.transcriber import Transcriber
+
+    text = tmp_path / "domain.txt"
+    text.write_text("Start apixaban five milligrams twice daily.\nStop the rivaroxaban before surgery.\n"
+                    "Warfarin needs a weekly blood test.\n")
+    manifest = load_manifest(default_model_dir, verify=False)
+    folder = adapt("tiny", text, None, tmp_path / "adapters", manifest.model_id, minutes=4, log=lambda *_: None)
+    info = AdapterInfo.read(folder)
+    assert info.sentences == 3 and info.base_model_id == manifest.model_id and 0 < info.minutes <= 4.5
+    assert not (folder / "work").exists()  # the spoken shards and checkpoint are gone once it is made
+    choice = resolve_adapter(str(folder), manifest)
+    t = Transcriber(default_model_dir, adapters=[choice])
+    try:
+        tokens = t.llm.tokenize("Start apixaban")
+        adapted = t.llm.prompt_logits(tokens=tokens)
+        t.use_adapters(())
+        assert np.abs(adapted - t.llm.prompt_logits(tokens=tokens)).max() > 1e-3  # training changed something
+    finally:
+        t.close()
