@@ -99,3 +99,17 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
         assert np.abs(adapted - t.llm.prompt_logits(tokens=tokens)).max() > 1e-3  # training changed something
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "med"], "give --text FILE"),
+    (["--text", "/nonexistent.txt", "--out", "med"], "--text /nonexistent.txt: no such file"),
+    (["--terms", __file__, "--out", "../med"], "an adapter's name is letters"),
+])
+def test_adapt_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatch):
+    from conftest import run_voxprompt
+
+    monkeypatch.setenv("VOXPROMPT_ADAPTERS", str(tmp_path))
+    result = run_voxprompt("adapt", *args, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

@@ -82,11 +82,14 @@ def test_scale_zero_is_the_model_without_the_adapter(default_model_dir, installe
 def test_a_context_goes_into_the_prompt_before_the_speech(default_model_dir, transcriber):
     from voxprompt.transcriber import Transcriber
 
-    t = Transcriber(default_model_dir, context="  Xarelto,\n  Zyrtec ")
+    many = ", ".join(f"term{i}" for i in range(100))  # a long list: hundreds of tokens
+    t = Transcriber(default_model_dir, context=f"  Xarelto,\n  Zyrtec, {many} ")
     try:
-        assert t.llm.detokenize(t.llm.prefix_ids) == DEFAULT_PROMPT.prefix_for("Xarelto, Zyrtec")
-        assert "Context: Xarelto, Zyrtec<|im_end|>" in t.llm.detokenize(t.llm.prefix_ids)
-        assert t.llm.n_ctx - transcriber.llm.n_ctx >= len(t.llm.prefix_ids) - len(transcriber.llm.prefix_ids)
+        assert t.llm.prefix_ids == t.llm.tokenize(DEFAULT_PROMPT.prefix_for(f"Xarelto, Zyrtec, {many}"))
+        assert "Transcribe the speech. Context: Xarelto, Zyrtec, term0" in t.llm.detokenize(t.llm.prefix_ids)
+        # every seat still has room for the longest segment's vectors and tokens after the context
+        longest = t.cells_per_segment() - 64  # cells_per_segment's allowance for a plain prompt
+        assert t.llm.capacity() - len(t.llm.suffix_ids) >= longest > 0
     finally:
         t.close()
     assert DEFAULT_PROMPT.prefix_for("") == DEFAULT_PROMPT.prefix  # no context: the prompt it was trained on

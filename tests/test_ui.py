@@ -74,7 +74,7 @@ async def test_every_footer_key_works_from_the_first_screen(tmp_path, transcribe
         async with app.run_test(size=(110, 30)) as pilot:
             await pilot.pause(0.5)
             app.lines.extend(["First line.", "Second line."])  # as if two finals had come
-            assert {b.key for b in app.BINDINGS if b.show} == {"p", "c", "a", "s", "x", "q"}
+            assert {b.key for b in app.BINDINGS if b.show} == {"p", "c", "a", "s", "x", "d", "q"}
             await pilot.press("p")
             assert app.paused and app.engine.paused.is_set()
             await pilot.press("p")
@@ -87,8 +87,41 @@ async def test_every_footer_key_works_from_the_first_screen(tmp_path, transcribe
             assert (tmp_path / "dictation-2-lines.txt").read_text() == "First line.\nSecond line.\n"
             await pilot.press("x")
             assert app.lines == []
+            await pilot.press("d")  # no adapters given: it says how to give some, and nothing changes
+            assert app.adapter_sets == [] and app.transcriber.adapters == ()
             await pilot.press(quit_key)
             await pilot.pause(0.5)
             assert app.return_code == 0 and app.dictation is None  # exited, microphone closed
     finally:
+        stop_virtual_microphone(env)
+
+
+async def test_d_switches_domain_adapters_live_without_reloading(tmp_path, default_model_dir, adapters_home):
+    """Both adapters given: `d` goes to none, then to each alone; the base model is never reloaded."""
+    from voxprompt.microphone import find_device
+    from voxprompt.transcriber import Transcriber
+    from voxprompt.ui import DictationApp
+
+    env = start_virtual_microphone(tmp_path / "pulse")
+    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
+    transcriber = Transcriber(default_model_dir, adapters=[str(adapters_home / "again"), str(adapters_home / "nothing")])
+    model = transcriber.llm._model
+    app = DictationApp(transcriber, find_device("pulse"), tmp_path / "journal.txt")
+    try:
+        async with app.run_test(size=(110, 30)) as pilot:
+            await pilot.pause(0.5)
+            for expected in ((), ("again",), ("nothing",), ("again", "nothing")):
+                await pilot.press("d")
+                for _ in range(50):  # the engine applies it between utterances (here: silence)
+                    await pilot.pause(0.1)
+                    if tuple(a.name for a in transcriber.adapters) == expected:
+                        break
+                assert tuple(a.name for a in transcriber.adapters) == expected
+                status = str(app.query_one("#status").render())
+                assert f"adapters: {', '.join(expected) or 'none'} (switched in" in status
+            assert transcriber.llm._model is model  # the same loaded model throughout
+            await pilot.press("q")
+            await pilot.pause(0.5)
+    finally:
+        transcriber.close()
         stop_virtual_microphone(env)
