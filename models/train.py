@@ -57,6 +57,7 @@ class TrainConfig:
     stage2_lr: float = 5e-4
     lora_lr: float = 3e-4
     ctc_weight: float = 0.3
+    context_share: float = 0.0  # of stage-2 prompts that carry a context (models/context.py)
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -212,12 +213,15 @@ class Stage2Batch:
     """[prefix | speech | suffix | transcript + end] per example, right-padded; loss on the transcript."""
 
     def __init__(self, model, prompt_ids: dict[str, list[int]], speech: torch.Tensor, lengths: torch.Tensor,
-                 batch: list[Example], device: str):
+                 batch: list[Example], device: str, prefixes: list[list[int] | None] | None = None):
+        """`prefixes`: per example, a prefix of its own (one with a context) or None for the plain one."""
         embed = model.get_input_embeddings()
-        prefix = embed(torch.tensor(prompt_ids["prefix"], device=device))
+        plain = embed(torch.tensor(prompt_ids["prefix"], device=device))
         suffix = embed(torch.tensor(prompt_ids["suffix"], device=device))
         rows, labels = [], []
         for i, e in enumerate(batch):
+            own = prefixes[i] if prefixes else None
+            prefix = plain if own is None else embed(torch.tensor(own, device=device))
             text_ids = e.tokens + prompt_ids["end"]
             text = embed(torch.tensor(text_ids, device=device))
             rows.append(torch.cat([prefix, speech[i, : lengths[i]], suffix, text]))
@@ -451,6 +455,18 @@ class Trainer:
         return [self.train[self.by_length[rank]]] + [self.train[self.by_length[self.rng.randint(low, low + 2 * half)]]
                                                      for _ in range(size - 1)]
 
+    def prefixes(self, batch: list[Example]) -> list[list[int] | None] | None:
+        """Per example, a prompt prefix with a context (context_share of them) or None (the plain one)."""
+        if not self.config.context_share:
+            return None
+        from voxprompt.models.context import rare_words, training_context
+
+        if not hasattr(self, "_context_pool"):
+            self._context_pool = sorted({w for e in self.train for w in rare_words(e.text)})
+        tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
+        return [tok(DEFAULT_PROMPT.prefix_for(training_context(e.text, self._context_pool, self.rng)))
+                if self.rng.random() < self.config.context_share else None for e in batch]
+
     def frames(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch's frames, padded (and masked when the config asks for SpecAugment)."""
         c = self.config
@@ -622,7 +638,7 @@ class Trainer:
             clock.mark("batch")
             with self.autocast():
                 speech = self.bridge(frames, frame_lengths(batch))
-                b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device)
+                b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device, self.prefixes(batch))
                 lm = lm_loss(self.llm, b)
                 ctc = ctc_loss(self.ctc, speech, lengths, batch) if c.ctc_weight else torch.zeros(())
                 loss = lm + c.ctc_weight * ctc

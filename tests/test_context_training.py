@@ -1,0 +1,44 @@
+"""Training prompts with a context: the utterance's rarer words among distractors, sometimes none of them."""
+import random
+
+import torch
+
+from voxprompt.models.context import rare_words, training_context
+
+
+def test_rare_words_are_long_words_and_names_as_written():
+    assert rare_words("Doctor Miller gave apixaban to Anna after the surgery, and the surgery went well.") == [
+        "Doctor", "Miller", "apixaban", "Anna", "surgery"]
+    assert rare_words("it is what it is") == []
+
+
+def test_a_context_never_offers_a_distractor_the_speaker_said_and_sometimes_offers_none_of_its_words():
+    text = "Doctor Miller gave apixaban to Anna."
+    pool = ["warfarin", "Boston", "Anna", "infusion", "cardiology", "Priya", "apixaban", "tablet", "fracture"]
+    rng = random.Random(0)
+    contexts = [training_context(text, pool, rng).split(", ") for _ in range(400)]
+    own = set(rare_words(text))
+    relevant = [c for c in contexts if own & set(c)]
+    assert 0.7 < len(relevant) / len(contexts) < 0.9  # p_relevant = 0.8
+    for words in contexts:
+        assert 2 <= len(set(words) - own) <= 8 and len(set(words) & own) <= 3
+
+
+def test_a_prompt_with_a_context_keeps_the_loss_on_the_transcript_only():
+    from voxprompt.models.train import Example, Stage2Batch
+
+    class Embeddings(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(100, 4)
+
+        def get_input_embeddings(self):
+            return self.table
+
+    ids = {"prefix": [1, 2, 3], "suffix": [4, 5], "end": [6]}
+    batch = [Example(None, [10, 11], "a b", "x"), Example(None, [12], "c", "y")]
+    speech, lengths = torch.zeros(2, 5, 4), torch.tensor([5, 3])
+    b = Stage2Batch(Embeddings(), ids, speech, lengths, batch, "cpu", prefixes=[None, [1, 7, 8, 9, 2, 3]])
+    assert b.mask.sum(1).tolist() == [3 + 5 + 2 + 3, 6 + 3 + 2 + 2]
+    assert b.labels[0].tolist()[10:13] == [10, 11, 6] and b.labels[1].tolist()[11:13] == [12, 6]
+    assert (b.labels[1, :11] == -100).all()
