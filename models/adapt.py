@@ -190,10 +190,13 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, mode
             budget.save()
     from voxprompt.export.merge_lora import lora_difference
 
+    history = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else []
+    if not history or not history[-1]["step"]:
+        raise TimeoutError(f"the {minutes:.0f}-minute budget ran out before training began (a busy machine?); "
+                           "run the same command again with more --minutes: what was done is kept")
     tmp = folder / (ADAPTER_FILE + ".partial")
     lora_difference(trained_adapter_path(config.encoder), run / f"lora-{config.encoder}.gguf", tmp)
     tmp.replace(folder / ADAPTER_FILE)
-    history = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else []
     AdapterInfo(name, model_id, sentences=len(plan.domain), terms=tuple(plan.terms), minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
                             "steps": str(history[-1]["step"] if history else "")}).write(folder)

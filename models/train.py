@@ -618,8 +618,10 @@ class Trainer:
         t0 = time.time()
         deadline = self.started + c.deadline_minutes * 60 if c.deadline_minutes else None
         clock = PhaseClock(c.device)
+        step_s = 0.0  # the last step's wall time: a step that cannot end before the deadline is not begun
         for step in range(start, c.stage2_steps):
-            if deadline and time.time() > deadline:
+            step_began = time.time()
+            if deadline and step_began + step_s > deadline:
                 self.log(f"deadline reached at stage 2 step {step}")
                 self.llm.eval()
                 self.export()  # first: the evaluation below may be cut short from outside
@@ -659,6 +661,7 @@ class Trainer:
                 self.llm.train()
             if (step + 1) % c.checkpoint_every == 0:
                 self.save(2, step + 1, opt)
+            step_s = time.time() - step_began
 
     def export(self) -> None:
         """projector-, ctc-, lora- (and encoder-) <encoder> files, train-config.json and metrics.json in out/."""
