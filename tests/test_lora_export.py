@@ -25,7 +25,7 @@ def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
     export_lora_gguf(model, tmp_path / "adapter.gguf", alpha=16)
 
     plain = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT)
-    adapted = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT, adapter_path=tmp_path / "adapter.gguf")
+    adapted = SpeechPromptLLM(f16_model_dir / "llm.gguf", DEFAULT_PROMPT, adapters=[(tmp_path / "adapter.gguf", 1.0)])
     ids = plain.tokenize("The quarterly numbers for March look better than expected.")
     ours = adapted.prompt_logits(tokens=ids)
     with torch.no_grad():
@@ -51,7 +51,7 @@ def test_merged_adapter_matches_the_adapter_applied_at_load(tmp_path):
     quantize_gguf(tmp_path / "merged-f16.gguf", tmp_path / "merged-q8_0.gguf", "q8_0")
 
     def logits(path, adapter_path=None):
-        llm = SpeechPromptLLM(path, DEFAULT_PROMPT, adapter_path=adapter_path)
+        llm = SpeechPromptLLM(path, DEFAULT_PROMPT, adapters=[(adapter_path, 1.0)] if adapter_path else [])
         try:
             return llm.prompt_logits(tokens=llm.tokenize("Please leave your message after the tone."))
         finally:
