@@ -7,8 +7,9 @@ The domain is medicine: `--terms` words drawn (seeded) from Debian's `hunspell-e
 letters, none in the general English list (`wamerican`). Training text: each term in sentences made from
 TRAIN_TEMPLATES (about 200 sentences), given to `voxprompt adapt` as a user's text file. Test clips: each
 term in sentences from TEST_TEMPLATES (no sentence shared with training) spoken by the held-out
-synthetic voices (HELD_OUT, which no training run has heard). Context and hotwords: the term list,
-as a user would pass it for a session (`--hotwords "a, b, ..."`).
+synthetic voices (HELD_OUT, which no training run has heard). Context and hotwords, two ways: the whole
+term list, as a user would pass it for a session (`--hotwords "a, b, ..."`), and 8 terms per clip (its own
+among 7 others, as training prompts carry contexts), for voxprompt and faster-whisper alike.
 
 Prints, for each system: WER on the test clips (95 % interval) and term recall (the share of clips whose
 term appears, spelled exactly, in the transcript). With `--general-data` (a corpus folder from
@@ -125,18 +126,51 @@ def main() -> None:
             general = list(read_split(args.general_data, split))
             general = general[:: max(1, len(general) // args.general_limit)][: args.general_limit]
             sets[split] = ([c.text for c in general], general)
+    # a short context per clip, as training prompts carry: its term among 7 other terms of the domain
+    r = random.Random(args.seed + 3)
+    short_context = {}
+    for term in terms:
+        words = [term] + r.sample([t for t in terms if t != term], 7)
+        r.shuffle(words)
+        short_context[term] = ", ".join(words)
+
+    def ours_per_term(name: str, adapters=()):
+        if name in rows:
+            return
+        hyps = [""] * len(clips)
+        for term in terms:
+            t = Transcriber(model_dir, llm_options=LlmOptions(n_parallel=FILE_PARALLEL), adapters=adapters,
+                            context=short_context[term])
+            try:
+                mine = [i for i, ct in enumerate(clip_terms) if ct == term]
+                for i, h in zip(mine, transcribe_clips(t, [clips[i] for i in mine])):
+                    hyps[i] = h
+            finally:
+                t.close()
+        rows[name] = {"domain": {"wer": wer(refs, hyps), "wer_95": wer_interval(refs, hyps),
+                                 "recall": term_recall(hyps, clip_terms)}}
+        rows_path.write_text(json.dumps(rows, indent=1))
+        print(name, json.dumps(rows[name]), flush=True)
+
     ours("voxprompt", sets)
     ours("voxprompt + adapter", sets, adapters=[adapter])
-    ours("voxprompt + context", sets, context=hotwords)
-    ours("voxprompt + adapter + context", {"domain": sets["domain"]}, adapters=[adapter], context=hotwords)
+    ours("voxprompt + context (all terms)", sets, context=hotwords)
+    ours_per_term("voxprompt + context (8 terms)")
+    ours("voxprompt + adapter + context (all terms)", {"domain": sets["domain"]}, adapters=[adapter], context=hotwords)
+    ours_per_term("voxprompt + adapter + context (8 terms)", adapters=[adapter])
 
     model = None
-    for name, options in (("faster-whisper tiny.en", {}), ("faster-whisper tiny.en + hotwords", {"hotwords": hotwords}),
-                          ("faster-whisper tiny.en + initial_prompt", {"initial_prompt": f"Glossary: {hotwords}."})):
+    for name, options in (
+            ("faster-whisper tiny.en", lambda term: {}),
+            ("faster-whisper tiny.en + hotwords (all terms)", lambda term: {"hotwords": hotwords}),
+            ("faster-whisper tiny.en + initial_prompt (all terms)", lambda term: {"initial_prompt": f"Glossary: {hotwords}."}),
+            ("faster-whisper tiny.en + hotwords (8 terms)", lambda term: {"hotwords": short_context[term]}),
+            ("faster-whisper tiny.en + initial_prompt (8 terms)",
+             lambda term: {"initial_prompt": f"Glossary: {short_context[term]}."})):
         if name in rows:
             continue
         model = model or whisper_model("tiny.en")
-        hyps = [whisper_text(model, c.audio, **options) for c in clips]
+        hyps = [whisper_text(model, c.audio, **options(term)) for c, term in zip(clips, clip_terms)]
         rows[name] = {"domain": {"wer": wer(refs, hyps), "wer_95": wer_interval(refs, hyps),
                                  "recall": term_recall(hyps, clip_terms)}}
         rows_path.write_text(json.dumps(rows, indent=1))
