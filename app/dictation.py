@@ -140,8 +140,6 @@ class DictationEngine:
 
     def _apply_adapters(self) -> None:
         chosen, self._adapters_wanted = self._adapters_wanted, None
-        if chosen is None:
-            return
         t0 = time.monotonic()
         self.transcriber.use_adapters(chosen)
         self._speculative = None  # decoded under the previous adapters

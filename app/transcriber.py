@@ -75,14 +75,13 @@ class Transcriber:
         m = self.manifest
         self.model_adapter = (model_dir / m.llm.adapter, 1.0) if m.llm.adapter else None
         self.adapters = tuple(a if isinstance(a, AdapterChoice) else resolve_adapter(a, m) for a in adapters)
-        self.context = " ".join(context.split())
-        m.prompt.prefix_for(self.context)  # a model with no place for a context is refused before loading
+        m.prompt.prefix_for(context)  # a model with no place for a context is refused before loading
         self.encoder = SpeechEncoder(model_dir / m.encoder.file, m.encoder, encoder_options)
         self.vad_options = self.fit_vad(vad_options)
         if llm_options.n_ctx == 0:
             llm_options = replace(llm_options, n_ctx=self.cells_per_segment())
         self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, self._llm_adapters(self.adapters),
-                                   context=self.context)
+                                   context=context)
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")

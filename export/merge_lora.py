@@ -16,12 +16,8 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
     import gguf
     from gguf.quants import dequantize
 
-    reader, lora = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(adapter))
-    alpha = float(lora.fields["adapter.lora.alpha"].contents())
-    factors: dict[str, dict[str, np.ndarray]] = {}
-    for t in lora.tensors:
-        name, part = t.name.rsplit(".", 1)  # blk.0.attn_q.weight . lora_a
-        factors.setdefault(name, {})[part] = dequantize(t.data, t.tensor_type).astype(np.float32)
+    reader = gguf.GGUFReader(str(base))
+    alpha, factors = read_lora(adapter)
 
     arch = reader.fields["general.architecture"].contents()
     writer = gguf.GGUFWriter(str(out), arch)
@@ -48,17 +44,29 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
     return merged
 
 
-def _read_lora(path: Path) -> tuple[float, dict[str, dict[str, np.ndarray]]]:
+def read_lora(path: Path) -> tuple[float, dict[str, dict[str, np.ndarray]]]:
+    """A LoRA adapter GGUF's alpha and its factors by weight name: {"lora_a": [rank, in], "lora_b": [out, rank]}."""
     import gguf
     from gguf.quants import dequantize
 
     lora = gguf.GGUFReader(str(path))
     factors: dict[str, dict[str, np.ndarray]] = {}
     for t in lora.tensors:
-        name, part = t.name.rsplit(".", 1)
+        name, part = t.name.rsplit(".", 1)  # blk.0.attn_q.weight . lora_a
         shape = tuple(reversed([int(d) for d in t.shape]))
         factors.setdefault(name, {})[part] = dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape)
     return float(lora.fields["adapter.lora.alpha"].contents()), factors
+
+
+def lora_writer(path: Path, alpha: float):
+    """A GGUFWriter for a llama.cpp LoRA adapter (its header written; tensors: <weight>.lora_a / .lora_b)."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    return writer
 
 
 def lora_difference(before: Path, after: Path, out: Path) -> int:
@@ -66,16 +74,11 @@ def lora_difference(before: Path, after: Path, out: Path) -> int:
     s(B'A' - BA) = s [B' | -B] [A' ; A], a LoRA of twice the rank whose alpha keeps the scale s = alpha / rank.
     So a domain adapter trained on top of the default model's own (merged) adapter applies at load.
     Returns the number of weight matrices it changes."""
-    import gguf
-
-    alpha, old = _read_lora(before)
-    alpha_after, new = _read_lora(after)
+    alpha, old = read_lora(before)
+    alpha_after, new = read_lora(after)
     if alpha != alpha_after or set(old) != set(new):
         raise ValueError(f"{after} does not continue {before}: other matrices or another alpha")
-    writer = gguf.GGUFWriter(str(out), "llama")
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 2 * alpha)
+    writer = lora_writer(out, 2 * alpha)
     for name in sorted(new):
         (a0, b0), (a1, b1) = (old[name]["lora_a"], old[name]["lora_b"]), (new[name]["lora_a"], new[name]["lora_b"])
         if a0.shape != a1.shape or b0.shape != b1.shape:

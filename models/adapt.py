@@ -199,6 +199,6 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, mode
     tmp.replace(folder / ADAPTER_FILE)
     AdapterInfo(name, model_id, sentences=len(plan.domain), terms=tuple(plan.terms), minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
-                            "steps": str(history[-1]["step"] if history else "")}).write(folder)
+                            "steps": str(history[-1]["step"])}).write(folder)
     shutil.rmtree(work, ignore_errors=True)  # spoken shards, frames, checkpoint: hundreds of MB, done with
     return folder

@@ -26,6 +26,7 @@ from torch import nn
 
 from voxprompt.manifest import DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND
 from voxprompt.models.assets import smollm2_gguf
+from voxprompt.models.context import rare_words
 from voxprompt.models.ctc_head import CtcHeadWeights
 from voxprompt.models.dataset import read_shard, shards
 from voxprompt.models.evaluate import wer
@@ -354,16 +355,13 @@ def model_files_state(folder: Path, encoder: str, n_head: int, n_kv: int) -> dic
 
 def export_lora_gguf(model, path: Path, alpha: float) -> None:
     """Write the LoRA weights as a llama.cpp adapter GGUF (tensor names and Q/K layout as llama.cpp's)."""
-    import gguf
+    from voxprompt.export.merge_lora import lora_writer
 
     names = LORA_GGUF_NAMES
     cfg = model.config
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
 
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    writer = lora_writer(path, alpha)
     state = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items() if "lora_" in k}
     for key in sorted(state):
         if ".lora_A." not in key:
@@ -441,6 +439,8 @@ class Trainer:
         self.rng = random.Random(config.seed)
         self.mask_rng = torch.Generator().manual_seed(config.seed)
         self.history: list[dict] = []
+        # distractors for training contexts: every rarer word of the corpus
+        self.context_pool = sorted({w for e in self.train for w in rare_words(e.text)}) if config.context_share else []
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:
@@ -459,12 +459,10 @@ class Trainer:
         """Per example, a prompt prefix with a context (context_share of them) or None (the plain one)."""
         if not self.config.context_share:
             return None
-        from voxprompt.models.context import rare_words, training_context
+        from voxprompt.models.context import training_context
 
-        if not hasattr(self, "_context_pool"):
-            self._context_pool = sorted({w for e in self.train for w in rare_words(e.text)})
         tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
-        return [tok(DEFAULT_PROMPT.prefix_for(training_context(e.text, self._context_pool, self.rng)))
+        return [tok(DEFAULT_PROMPT.prefix_for(training_context(e.text, self.context_pool, self.rng)))
                 if self.rng.random() < self.config.context_share else None for e in batch]
 
     def frames(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:

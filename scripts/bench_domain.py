@@ -105,20 +105,24 @@ def main() -> None:
     rows_path = work / "rows.json"
     rows: dict[str, dict] = json.loads(rows_path.read_text()) if rows_path.exists() else {}
 
+    def score(set_refs: list[str], hyps: list[str], domain: bool = True) -> dict:
+        return {"wer": wer(set_refs, hyps), "wer_95": wer_interval(set_refs, hyps),
+                "recall": term_recall(hyps, clip_terms) if domain else None}
+
+    def keep(name: str, row: dict) -> None:
+        rows[name] = row
+        rows_path.write_text(json.dumps(rows, indent=1))
+        print(name, json.dumps(row), flush=True)
+
     def ours(name: str, sets: dict, adapters=(), context=""):
         if name in rows:
             return
         t = Transcriber(model_dir, llm_options=LlmOptions(n_parallel=FILE_PARALLEL), adapters=adapters, context=context)
         try:
-            rows[name] = {}
-            for set_name, (set_refs, set_clips) in sets.items():
-                hyps = transcribe_clips(t, set_clips)
-                rows[name][set_name] = {"wer": wer(set_refs, hyps), "wer_95": wer_interval(set_refs, hyps),
-                                        "recall": term_recall(hyps, clip_terms) if set_name == "domain" else None}
+            keep(name, {set_name: score(set_refs, transcribe_clips(t, set_clips), set_name == "domain")
+                        for set_name, (set_refs, set_clips) in sets.items()})
         finally:
             t.close()
-        rows_path.write_text(json.dumps(rows, indent=1))
-        print(name, json.dumps(rows[name]), flush=True)
 
     sets = {"domain": (refs, clips)}
     if args.general_data:
@@ -147,10 +151,7 @@ def main() -> None:
                     hyps[i] = h
             finally:
                 t.close()
-        rows[name] = {"domain": {"wer": wer(refs, hyps), "wer_95": wer_interval(refs, hyps),
-                                 "recall": term_recall(hyps, clip_terms)}}
-        rows_path.write_text(json.dumps(rows, indent=1))
-        print(name, json.dumps(rows[name]), flush=True)
+        keep(name, {"domain": score(refs, hyps)})
 
     ours("voxprompt", sets)
     ours("voxprompt + adapter", sets, adapters=[adapter])
@@ -171,9 +172,7 @@ def main() -> None:
             continue
         model = model or whisper_model("tiny.en")
         hyps = [whisper_text(model, c.audio, **options(term)) for c, term in zip(clips, clip_terms)]
-        rows[name] = {"domain": {"wer": wer(refs, hyps), "wer_95": wer_interval(refs, hyps),
-                                 "recall": term_recall(hyps, clip_terms)}}
-        rows_path.write_text(json.dumps(rows, indent=1))
+        keep(name, {"domain": score(refs, hyps)})
 
     print(f"\n{len(clips)} test clips ({len(terms)} terms x 3 sentences, held-out voices); adapter: "
           f"{info['sentences']} sentences, {info['minutes']} min, {info['provenance'].get('steps')} steps\n")

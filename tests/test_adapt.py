@@ -46,17 +46,12 @@ def test_nothing_to_learn_from_is_refused(tmp_path):
 
 def test_what_training_changed_is_an_exact_adapter_on_top_of_the_merged_one(tmp_path):
     """lora_difference: applied on a model with `before` merged in, the adapter gives the `after` model."""
-    import gguf
-
-    from voxprompt.export.merge_lora import _read_lora, lora_difference
+    from voxprompt.export.merge_lora import lora_difference, lora_writer, read_lora
 
     rng = np.random.default_rng(0)
 
     def write(path, a, b, alpha=32.0):
-        w = gguf.GGUFWriter(str(path), "llama")
-        w.add_type(gguf.GGUFType.ADAPTER)
-        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+        w = lora_writer(path, alpha)
         w.add_tensor("blk.0.attn_q.weight.lora_a", a.astype(np.float16))
         w.add_tensor("blk.0.attn_q.weight.lora_b", b.astype(np.float16))
         w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
@@ -66,7 +61,7 @@ def test_what_training_changed_is_an_exact_adapter_on_top_of_the_merged_one(tmp_
     write(tmp_path / "before.gguf", a0, b0)
     write(tmp_path / "after.gguf", a1, b1)
     lora_difference(tmp_path / "before.gguf", tmp_path / "after.gguf", tmp_path / "delta.gguf")
-    alpha, factors = _read_lora(tmp_path / "delta.gguf")
+    alpha, factors = read_lora(tmp_path / "delta.gguf")
     a, b = factors["blk.0.attn_q.weight"]["lora_a"], factors["blk.0.attn_q.weight"]["lora_b"]
     assert a.shape == (8, 16) and b.shape == (8, 8)  # twice the rank
     f16 = lambda x: x.astype(np.float16).astype(np.float64)
