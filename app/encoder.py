@@ -37,20 +37,6 @@ def _cuda_session(model: str | bytes, options) -> "object | None":
     return session if session.get_providers()[0] == "CUDAExecutionProvider" else None
 
 
-_ARENA_REGISTERED = False
-
-
-def _register_shared_cpu_arena() -> None:
-    """One CPU memory arena for every session of this process (each would otherwise grow its own)."""
-    global _ARENA_REGISTERED
-    if not _ARENA_REGISTERED:
-        import onnxruntime as ort
-
-        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
-        _ARENA_REGISTERED = True
-
-
 def open_session(model: Path | bytes, options: EncoderOptions):
     """An ONNX Runtime session on CUDA when asked for or available, else on the CPU."""
     import onnxruntime as ort
@@ -60,8 +46,9 @@ def open_session(model: Path | bytes, options: EncoderOptions):
     # ORT's worker threads spin between runs by default, stealing the cores llama.cpp needs.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    _register_shared_cpu_arena()  # the encoder and CTC head run one after the other: one arena serves both
-    so.add_session_config_entry("session.use_env_allocators", "1")
+    # No CPU memory arena: it keeps the largest segment's activations for good (+100 MB after one 20 s
+    # segment, RSS 117 -> 218 MB), and plain allocations encode as fast here.
+    so.enable_cpu_mem_arena = False
     source = model if isinstance(model, bytes) else str(model)  # a file, or a graph made in memory
     session = None
     if options.device in ("auto", "cuda"):

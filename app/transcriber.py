@@ -18,6 +18,7 @@ from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
 from voxprompt.manifest import Manifest, ModelError, load_manifest
+from voxprompt.memory import return_large_blocks
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 from voxprompt.words import FrameClock, Word, fit_to_sound, word_timings
 
@@ -70,6 +71,7 @@ class Transcriber:
     def __init__(self, model_dir: str | Path, encoder_options: EncoderOptions = EncoderOptions(),
                  llm_options: LlmOptions = LlmOptions(), vad_options: VadOptions = VadOptions(),
                  verify: bool = True, adapters: Sequence[str | AdapterChoice] = (), context: str = ""):
+        return_large_blocks()  # before the first segment: otherwise freed buffers stay in the heap
         model_dir = Path(model_dir)
         self.manifest: Manifest = load_manifest(model_dir, verify=verify)
         m = self.manifest
@@ -114,10 +116,10 @@ class Transcriber:
         return fit_vad(self.manifest, options)
 
     def cells_per_segment(self) -> int:
-        """KV cells the longest VAD segment needs: its speech vectors, its token bound, the prompt's own
-        tokens (64 is ample for the prefix and suffix). The KV cache is most of what a seat costs."""
+        """KV cells the longest VAD segment needs beyond the prompt's own tokens: its speech vectors and
+        its token bound. The KV cache is most of what a seat costs."""
         seconds = self.vad_options.max_segment_s + 1.0  # pre-roll and tail come on top of the limit
-        return math.ceil(seconds * self.manifest.encoder.vectors_per_second) + self.manifest.token_bound(seconds) + 64
+        return math.ceil(seconds * self.manifest.encoder.vectors_per_second) + self.manifest.token_bound(seconds)
 
     def describe_devices(self) -> str:
         llm = "GPU offload" if self.llm.gpu_offload else "CPU"

@@ -23,7 +23,10 @@ class VadOptions:
     hangover_ms: int = 600  # this much silence ends a segment
     tail_ms: int = 240  # kept after the last voiced frame, so word endings are not cut
     min_speech_ms: int = 120  # segments with less voiced audio are dropped as clicks
-    max_segment_s: float = 20.0  # longer speech is split (the encoder takes at most 30 s)
+    # Longer speech is split (the encoder takes at most 30 s). At 16 s a framed segment's 107 speech
+    # vectors, 114-token bound and the prompt fit the 256 KV cells llama.cpp gives a seat at a time
+    # (20 s took 512: +190 MB for 32 seats).
+    max_segment_s: float = 16.0
     split_window_s: float = 4.0  # the split goes at the quietest frame within this much of the limit
 
 

@@ -102,3 +102,17 @@ def test_evaluation_transcribes_clips_through_the_path_files_take(three_seats, f
     texts = transcribe_clips(three_seats, [Utterance(load_audio(path), "", "real:x") for path in (files[2], files[0])])
     assert texts[0] == " ".join(s.text for s in from_file if s.text)
     assert texts[1] and texts[1] != texts[0]
+
+
+def test_each_seat_holds_the_longest_segment_in_the_256_cells_llama_cpp_gives_at_a_time(three_seats):
+    """The KV cache is most of the memory: llama.cpp gives a seat cells in blocks of 256, and a default
+    segment (its speech, its token bound, the prompt) must fit in one block, not spill into a second."""
+    llm = three_seats.llm
+    assert llm.n_ctx == 256
+    longest = three_seats.cells_per_segment()  # speech vectors and token bound of the longest VAD segment
+    assert llm.capacity() - len(llm.suffix_ids) >= longest
+
+
+def test_an_unknown_k_cache_type_is_refused_before_loading():
+    with pytest.raises(ValueError, match="k_cache"):
+        LlmOptions(k_cache="q3_k")
