@@ -17,7 +17,8 @@ from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 from voxprompt.signals import register_callback
 
-FILE_PARALLEL = 8  # segments in flight when transcribing files: one llama.cpp step advances them all
+FILE_PARALLEL = 6  # segments in flight when transcribing files: one llama.cpp step advances them all
+# (on 2 cores 6 are as fast as 8, and 8 x 4 hypotheses take 50 MB more KV cells)
 # Tokens llama.cpp computes at once: its compute buffer scales with this (64 MB at 512, 25 MB at 128)
 # and a prompt of up to ~200 speech vectors takes two passes instead of one.
 UBATCH = 128

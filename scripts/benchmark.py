@@ -115,13 +115,14 @@ def child(args) -> None:
 
 
 def main() -> None:
+    from voxprompt.llm import FILE_PARALLEL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=40, help="how many recordings (default 40)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quants", nargs="+", default=["q4_0", "q8_0-merged"],
                         help="LLM quantisations; QUANT-merged folds the LoRA adapter into the weights")
-    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 8],
-                        help="segments decoded together (a row for each; default: 1 8)")
+    parser.add_argument("--parallel", type=int, nargs="+", default=[1, FILE_PARALLEL],
+                        help=f"segments decoded together (a row for each; default: 1 {FILE_PARALLEL})")
     parser.add_argument("--beam", type=int, nargs="+", default=[4],
                         help="hypotheses kept per segment (a row for each; default: 4; 1 is greedy)")
     parser.add_argument("--concat", action="store_true",

@@ -105,3 +105,20 @@ def test_whisper_base_is_a_supported_encoder(tmp_path, recording_audio):
     with torch.no_grad():
         theirs = reference(torch.from_numpy(session.pad(recording_audio))[None])
     assert np.abs(ours - theirs[0].numpy()).max() < 1e-4
+
+
+def test_int8_weights_keep_the_vectors_and_quarter_the_file(tiny_ct2, projector, exported, recording_audio, tmp_path):
+    """The default model's encoder runs with int8 MatMul weights: the vectors stay those of float32."""
+    import onnx
+
+    from voxprompt.export.onnx_whisper import quantize_matmul_weights
+
+    path = tmp_path / "encoder.onnx"
+    build_whisper_encoder_onnx(tiny_ct2, projector, path)
+    size = path.stat().st_size
+    quantize_matmul_weights(path)
+    assert path.stat().st_size < 0.45 * size
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in onnx.load(str(path)).graph.initializer)
+    ours, full = OrtEncoder(path, SPEC)(recording_audio), exported(recording_audio)
+    cosine = (ours * full).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(full, axis=1)
+    assert ours.shape == full.shape and cosine.mean() > 0.97 and cosine.min() > 0.9
