@@ -29,6 +29,7 @@ class Request:
     speech: np.ndarray  # [n, width] speech vectors
     max_new_tokens: int
     ctc: CtcPrefixScorer | None = None  # joint CTC/LLM scores; None: the LLM's alone
+    beam: int = 0  # hypotheses kept; 0: the LLM's beam_size (at most that: a prompt has that many seats)
 
 
 class PromptDecoder(Protocol):
@@ -99,7 +100,8 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
                 if cells > capacity:
                     raise ValueError(f"{len(request.speech)} speech vectors do not fit the LLM context "
                                      f"({capacity} cells); split the audio into shorter segments")
-                seats = [free_seats.pop() for _ in range(llm.beam_size)]
+                width = min(request.beam, llm.beam_size) if request.beam > 0 else llm.beam_size
+                seats = [free_seats.pop() for _ in range(width)]
                 search = BeamSearch(seats, request.ctc, llm.is_stop, llm.guard,
                                     max(0, min(request.max_new_tokens, capacity - cells)))
                 prompt = _Prompt(request, search, 0)

@@ -92,6 +92,8 @@ class DictationOptions:
     # the line), a short kept tail; the final is decoded while the hang-over runs (closing_candidate).
     vad: VadOptions = VadOptions(hangover_ms=300, tail_ms=150, max_segment_s=15.0)
     partial_max_silence_ms: int = 90  # no partial once the speaker seems to stop: the final needs the decoder
+    partial_beam: int = 1  # partials are a preview the final replaces: greedy, so one still running when the
+    # speaker stops holds the final back less (a 3 s segment: 480 ms greedy, 790 ms at beam 4, 2 cores)
 
 
 class AudioSource(Protocol):
@@ -209,7 +211,7 @@ class DictationEngine:
               and self.source.backlog_seconds() <= o.max_backlog_s):
             self._last_partial_at = self._samples
             t0 = time.monotonic()
-            result = self.transcriber.transcribe_segment(self.vad.current())
+            result = self.transcriber.transcribe_segment(self.vad.current(), beam=o.partial_beam)
             self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
 
     def _arrival_time(self, sample: int) -> float:

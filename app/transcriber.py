@@ -101,10 +101,11 @@ class Transcriber:
         self.llm.set_adapters(self._llm_adapters(chosen))
         self.adapters = tuple(chosen)
 
-    def request(self, key: Hashable, segment: SpeechSegment) -> Request:
-        """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it."""
+    def request(self, key: Hashable, segment: SpeechSegment, beam: int = 0) -> Request:
+        """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it.
+        `beam`: hypotheses kept (0: the LLM's beam size)."""
         speech = self.encoder(segment.framed())
-        return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech))
+        return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech), beam)
 
     def scorer(self, speech: np.ndarray) -> CtcPrefixScorer | None:
         """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
@@ -125,8 +126,8 @@ class Transcriber:
         llm = "GPU offload" if self.llm.gpu_offload else "CPU"
         return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
 
-    def decode(self, segments: Iterable[tuple[Hashable, SpeechSegment]], word_timestamps: bool = False
-               ) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
+    def decode(self, segments: Iterable[tuple[Hashable, SpeechSegment]], word_timestamps: bool = False,
+               beam: int = 0) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
         """The one decoding path: (key, segment) pairs in, each one's tokens as they settle and then its
         Segment result, up to the LLM's n_parallel segments in flight. A segment is encoded only when a
         seat is free for it, so memory stays bounded however many come. Files, dictation, `eval` and the
@@ -138,7 +139,7 @@ class Transcriber:
         def requests() -> Iterator[Request]:
             for key, segment in segments:
                 t0 = time.perf_counter()
-                request = self.request(key, segment)
+                request = self.request(key, segment, beam)
                 t1 = time.perf_counter()
                 started[key] = (segment, request, (t1 - t0) * 1e3, t1)
                 yield request
@@ -156,9 +157,9 @@ class Transcriber:
             yield key, self.segment_result(segment, event.tokens, timing, request if word_timestamps else None)
 
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None,
-                           word_timestamps: bool = False) -> Segment:
-        """One segment on its own (live dictation)."""
-        for _, event in self.decode([(None, segment)], word_timestamps):
+                           word_timestamps: bool = False, beam: int = 0) -> Segment:
+        """One segment on its own (live dictation); `beam` 1 for a quick greedy look (0: the LLM's beam)."""
+        for _, event in self.decode([(None, segment)], word_timestamps, beam):
             if isinstance(event, Segment):
                 return event
             if on_token is not None and event.text:

@@ -116,3 +116,15 @@ def test_each_seat_holds_the_longest_segment_in_the_256_cells_llama_cpp_gives_at
 def test_an_unknown_k_cache_type_is_refused_before_loading():
     with pytest.raises(ValueError, match="k_cache"):
         LlmOptions(k_cache="q3_k")
+
+
+def test_a_request_may_ask_for_a_narrower_beam(default_model_dir, three_seats, recording_audio):
+    """Dictation's partials are greedy on the beam-4 model: the same tokens a greedy model gives."""
+    greedy = Transcriber(default_model_dir, llm_options=LlmOptions(beam_size=1))
+    try:
+        segment = next(greedy.segments(iter([recording_audio])))
+        expected = greedy.transcribe_segment(segment).tokens
+    finally:
+        greedy.close()
+    narrow = three_seats.transcribe_segment(segment, beam=1).tokens
+    assert narrow == expected and len(expected) > 5
