@@ -32,7 +32,7 @@ class AdapterInfo:
     """adapter.json: an adapter's provenance and the one model it belongs to."""
 
     name: str
-    base_model_id: str  # Manifest.model_id of the model it was trained on
+    base_model_id: str  # Manifest.adapter_base_id of the model it was trained on
     sentences: int = 0  # spoken training sentences made from the user's text
     terms: tuple[str, ...] = ()
     minutes: float = 0.0  # training wall time
@@ -103,9 +103,9 @@ def resolve_adapter(spec: str, manifest: Manifest) -> AdapterChoice:
         installed = ", ".join(i.name for i in installed_adapters()) or "none"
         raise ModelError(f"--adapter {name}: no such adapter (installed: {installed}); make one with `voxprompt adapt`")
     info = AdapterInfo.read(folder)
-    if info.base_model_id != manifest.model_id:
+    if info.base_model_id != manifest.adapter_base_id:
         raise ModelError(f"adapter {info.name} was made for model {info.base_model_id}, this model is "
-                         f"{manifest.model_id}; re-run `voxprompt adapt` for it")
+                         f"{manifest.adapter_base_id}; re-run `voxprompt adapt` for it")
     if not (folder / ADAPTER_FILE).is_file():
         raise ModelError(f"{folder}: {ADAPTER_FILE} is missing; re-run `voxprompt adapt`")
     return AdapterChoice(info.name, folder / ADAPTER_FILE, scale)

@@ -424,7 +424,7 @@ def cmd_adapters(args) -> int:
         from voxprompt.export.default_model import default_model_dir
         from voxprompt.manifest import load_manifest
 
-        current = load_manifest(default_model_dir(), verify=False).model_id
+        current = load_manifest(default_model_dir(), verify=False).adapter_base_id
     except (ModelError, OSError):
         pass
     print(f"adapters in {adapters_dir()}:")
@@ -468,9 +468,9 @@ def cmd_adapt(args) -> int:
     from voxprompt.manifest import load_manifest
 
     try:
-        model_id = load_manifest(ensure_default_model(log=_log), verify=False).model_id
+        base_id = load_manifest(ensure_default_model(log=_log), verify=False).adapter_base_id
         out = adapt(args.out, Path(args.text) if args.text else None, Path(args.terms) if args.terms else None,
-                    adapters_dir(), model_id, minutes=args.minutes, threads=args.threads, log=_log)
+                    adapters_dir(), base_id, minutes=args.minutes, threads=args.threads, log=_log)
     except (ValueError, TimeoutError, OSError, ModelError) as exc:
         _error(str(exc))
         return 2

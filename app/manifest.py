@@ -113,6 +113,16 @@ class Manifest:
         by another model is not taken for one of this model's."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
+    @property
+    def adapter_base_id(self) -> str:
+        """What a domain adapter is trained against: the LLM's weights (the model's own LoRA merged in or
+        beside them), the prompt and the speech vectors' kind. A rebuild that changes only how the
+        encoder runs (int8 weights, another builder version) keeps the adapters made for the model."""
+        llm = self.llm
+        parts = {"llm": asdict(llm), "weights": [self.sha256.get(llm.file, ""), self.sha256.get(llm.adapter or "", "")],
+                 "prompt": asdict(self.prompt), "encoder": [self.encoder.name, self.encoder.vectors_per_second]}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
         """Built from parsed JSON, every field checked against its type: ManifestFieldError names the first

@@ -134,7 +134,7 @@ class _Budget:
         return self.minutes - self.spent / 60
 
 
-def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, model_id: str, minutes: float = 20.0,
+def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base_id: str, minutes: float = 20.0,
           threads: int = 0, seed: int = 0, log=print) -> Path:
     """Make (or finish making) the adapter `name` in out_root/name; returns its folder."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -197,7 +197,7 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, mode
     tmp = folder / (ADAPTER_FILE + ".partial")
     lora_difference(trained_adapter_path(config.encoder), run / f"lora-{config.encoder}.gguf", tmp)
     tmp.replace(folder / ADAPTER_FILE)
-    AdapterInfo(name, model_id, sentences=len(plan.domain), terms=tuple(plan.terms), minutes=round(budget.spent / 60, 1),
+    AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
                             "steps": str(history[-1]["step"])}).write(folder)
     shutil.rmtree(work, ignore_errors=True)  # spoken shards, frames, checkpoint: hundreds of MB, done with

@@ -93,7 +93,7 @@ def main() -> None:
     adapters = work / "adapters"
     folder = adapters / "medical"
     if not (folder / "adapter.json").exists():
-        adapt("medical", work / "domain.txt", None, adapters, manifest.model_id, minutes=args.minutes)
+        adapt("medical", work / "domain.txt", None, adapters, manifest.adapter_base_id, minutes=args.minutes)
     adapter = resolve_adapter(str(folder), manifest)
     info = json.loads((folder / "adapter.json").read_text())
 

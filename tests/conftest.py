@@ -104,7 +104,7 @@ def adapters_home(default_model_dir, tmp_path_factory) -> Path:
     from voxprompt.manifest import load_manifest
 
     home = tmp_path_factory.mktemp("adapters")
-    model_id = load_manifest(default_model_dir, verify=False).model_id
+    model_id = load_manifest(default_model_dir, verify=False).adapter_base_id
     lora = trained_adapter_path("tiny.en")
     for name in ("again", "nothing"):
         (home / name).mkdir()

@@ -81,9 +81,9 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     text.write_text("Start apixaban five milligrams twice daily.\nStop the rivaroxaban before surgery.\n"
                     "Warfarin needs a weekly blood test.\n")
     manifest = load_manifest(default_model_dir, verify=False)
-    folder = adapt("tiny", text, None, tmp_path / "adapters", manifest.model_id, minutes=4, log=lambda *_: None)
+    folder = adapt("tiny", text, None, tmp_path / "adapters", manifest.adapter_base_id, minutes=4, log=lambda *_: None)
     info = AdapterInfo.read(folder)
-    assert info.sentences == 3 and info.base_model_id == manifest.model_id and info.minutes > 0
+    assert info.sentences == 3 and info.base_model_id == manifest.adapter_base_id and info.minutes > 0
     assert int(info.provenance["steps"]) >= 1  # the budget is kept (README: measured), at least one step is taken
     assert not (folder / "work").exists()  # the spoken shards and checkpoint are gone once it is made
     choice = resolve_adapter(str(folder), manifest)

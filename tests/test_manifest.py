@@ -87,3 +87,18 @@ def test_a_well_formed_manifest_reads_back_as_written(default_model_dir):
 
     m = load_manifest(default_model_dir, verify=False)
     assert Manifest.from_dict(json.loads(m.to_json())) == m
+
+
+def test_domain_adapters_outlive_a_rebuild_of_the_encoder_but_not_another_llm(default_model_dir):
+    """An adapter is a LoRA on the LLM: the encoder built again (int8 weights, a new builder version)
+    keeps it; other LLM weights, another own LoRA or another prompt do not."""
+    from dataclasses import replace
+
+    m = load_manifest(default_model_dir, verify=False)
+    rebuilt = replace(m, sha256={**m.sha256, "encoder.onnx": "0" * 64},
+                      provenance={**m.provenance, "recipe": "another builder"})
+    assert rebuilt.adapter_base_id == m.adapter_base_id and rebuilt.model_id != m.model_id
+    retrained = replace(m, sha256={**m.sha256, "llm.gguf": "1" * 64})
+    own_lora = replace(m, llm=replace(m.llm, adapter="lora.gguf"))
+    prompt = replace(m, prompt=replace(m.prompt, prefix=m.prompt.prefix + " "))
+    assert len({m.adapter_base_id, retrained.adapter_base_id, own_lora.adapter_base_id, prompt.adapter_base_id}) == 4
