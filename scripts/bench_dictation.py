@@ -7,7 +7,8 @@ PulseAudio null sink and recorded by PortAudio, as from a microphone.
 Each load is a row: `idle`; `core`, one CPU core kept busy by another process; `transcribe`, a
 `voxprompt transcribe` of a long recording running beside dictation on the same cores. Prints a table:
 utterances finalised, end-of-speech -> final text latency (median, p95), first-partial latency (from the
-start of playback), and the process's CPU use while the microphone hears only silence (idle only).
+start of playback), and the process's CPU use while the microphone hears only silence (idle only);
+the process's peak RSS above it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from audio_env import play, start_virtual_microphone, stop_virtual_microphone  # noqa: E402
+from benchmark import peak_rss_mb  # noqa: E402
 
 from voxprompt.audio import SAMPLE_RATE, load_audio  # noqa: E402
 
@@ -138,7 +140,7 @@ def main() -> None:
     mic.stop()
     stop_virtual_microphone(env)
     print(f"{len(clips)} utterances per load; {os.cpu_count()} CPUs; {transcriber.describe_devices()}; "
-          f"beam {args.beam}\n")
+          f"beam {args.beam}; peak RSS of this process (model, microphone, engine) {peak_rss_mb():.0f} MB\n")
     print("| load | finals | end of speech -> final ms (median, p95) | playback -> first partial ms (median, p95) "
           "| CPU while silent (cores) |\n|---|---|---|---|---|")
     stat = lambda xs: f"{np.median(xs):.0f}, {np.percentile(xs, 95):.0f}" if xs else "-"
