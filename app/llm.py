@@ -23,7 +23,7 @@ FILE_PARALLEL = 6  # segments in flight when transcribing files: one llama.cpp s
 # and a prompt of up to ~200 speech vectors takes two passes instead of one.
 UBATCH = 128
 
-K_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml_type values
+K_CACHE_TYPES = ("f16", "q8_0")  # ggml types llama.cpp can hold keys in without flash attention
 
 __all__ = ["FILE_PARALLEL", "LlmOptions", "RepetitionGuard", "SpeechPromptLLM"]
 
@@ -46,7 +46,7 @@ class LlmOptions:
         if self.n_parallel < 1 or self.beam_size < 1:
             raise ValueError(f"n_parallel and beam_size must be at least 1 (got {self.n_parallel}, {self.beam_size})")
         if self.k_cache not in K_CACHE_TYPES:
-            raise ValueError(f"k_cache must be one of {sorted(K_CACHE_TYPES)} (got {self.k_cache!r})")
+            raise ValueError(f"k_cache must be one of {K_CACHE_TYPES} (got {self.k_cache!r})")
 
     @property
     def seats(self) -> int:
@@ -158,7 +158,7 @@ class SpeechPromptLLM:
         cells, seats = options.cells_per_sequence, options.seats
         params.n_ctx, params.n_batch, params.n_ubatch = cells * seats, cells, min(cells, UBATCH)
         params.n_seq_max, params.kv_unified = seats, False
-        params.type_k = K_CACHE_TYPES[options.k_cache]
+        params.type_k = getattr(lib, f"GGML_TYPE_{options.k_cache.upper()}")
         params.n_threads = params.n_threads_batch = options.n_threads or physical_cores()
         params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
                                   else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)

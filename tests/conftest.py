@@ -104,11 +104,11 @@ def adapters_home(default_model_dir, tmp_path_factory) -> Path:
     from voxprompt.manifest import load_manifest
 
     home = tmp_path_factory.mktemp("adapters")
-    model_id = load_manifest(default_model_dir, verify=False).adapter_base_id
+    base_id = load_manifest(default_model_dir, verify=False).adapter_base_id
     lora = trained_adapter_path("tiny.en")
     for name in ("again", "nothing"):
         (home / name).mkdir()
-        AdapterInfo(name, model_id, sentences=1).write(home / name)
+        AdapterInfo(name, base_id, sentences=1).write(home / name)
     shutil.copy(lora, home / "again" / ADAPTER_FILE)
     lora_difference(lora, lora, home / "nothing" / ADAPTER_FILE)
     return home
