@@ -235,8 +235,13 @@ class Stage2Batch:
 
 
 def lm_loss(model, b: Stage2Batch) -> torch.Tensor:
-    logits = model(inputs_embeds=b.embeds, attention_mask=b.mask).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), b.labels[:, 1:].flatten(), ignore_index=-100)
+    """Next-token cross-entropy on the transcript. The output layer (49k rows, a fifth of the LLM's
+    arithmetic) runs only where a label is: the prompt, speech and padding positions have none."""
+    hidden = model.get_decoder()(inputs_embeds=b.embeds, attention_mask=b.mask).last_hidden_state
+    labels = b.labels[:, 1:]
+    scored = labels != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][scored])
+    return F.cross_entropy(logits.float(), labels[scored])
 
 
 class PhaseClock:

@@ -42,3 +42,27 @@ def test_a_prompt_with_a_context_keeps_the_loss_on_the_transcript_only():
     assert b.mask.sum(1).tolist() == [3 + 5 + 2 + 3, 6 + 3 + 2 + 2]
     assert b.labels[0].tolist()[10:13] == [10, 11, 6] and b.labels[1].tolist()[11:13] == [12, 6]
     assert (b.labels[1, :11] == -100).all()
+
+
+def test_the_loss_scores_only_transcript_positions_and_equals_the_full_vocabulary_loss():
+    """lm_loss runs the output layer only where a label is; the loss must be the one over all logits."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from voxprompt.models.train import Example, Stage2Batch, lm_loss
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    ids = {"prefix": [1, 2, 3], "suffix": [4, 5], "end": [6]}
+    batch = [Example(None, [10, 11, 12], "a b c", "x"), Example(None, [13], "d", "y")]
+    speech, lengths = torch.randn(2, 5, 16, requires_grad=True), torch.tensor([5, 2])
+    b = Stage2Batch(model, ids, speech, lengths, batch, "cpu")
+    logits = model(inputs_embeds=b.embeds, attention_mask=b.mask).logits
+    full = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), b.labels[:, 1:].flatten(), ignore_index=-100)
+    loss = lm_loss(model, b)
+    assert torch.allclose(loss, full, atol=1e-5)
+    loss.backward()  # the speech vectors (the projector) and the LoRA weights still learn from it
+    assert speech.grad[0].abs().sum() > 0 and speech.grad[1, :2].abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
