@@ -35,6 +35,7 @@ class AdapterInfo:
     base_model_id: str  # Manifest.adapter_base_id of the model it was trained on
     sentences: int = 0  # spoken training sentences made from the user's text
     terms: tuple[str, ...] = ()
+    vocabulary: tuple[str, ...] = ()  # the words of its text: the CTC head learns to spell them when applied
     minutes: float = 0.0  # training wall time
     format_version: int = ADAPTER_FORMAT
     provenance: dict[str, str] = field(default_factory=dict)
@@ -51,7 +52,7 @@ class AdapterInfo:
             raw = json.loads(path.read_text())
             if not isinstance(raw, dict) or raw.get("format_version") != ADAPTER_FORMAT:
                 raise ValueError(f"format version {raw.get('format_version') if isinstance(raw, dict) else None}")
-            info = cls(**{**raw, "terms": tuple(raw.get("terms", ()))})
+            info = cls(**{**raw, "terms": tuple(raw.get("terms", ())), "vocabulary": tuple(raw.get("vocabulary", ()))})
             if not (isinstance(info.name, str) and isinstance(info.base_model_id, str)):
                 raise ValueError("name and base_model_id must be strings")
             return info
@@ -68,6 +69,7 @@ class AdapterChoice:
     name: str
     path: Path  # its GGUF
     scale: float = 1.0
+    vocabulary: tuple[str, ...] = ()  # AdapterInfo.vocabulary
 
     def as_llm_adapter(self) -> tuple[Path, float]:
         return self.path, self.scale
@@ -108,7 +110,7 @@ def resolve_adapter(spec: str, manifest: Manifest) -> AdapterChoice:
                          f"{manifest.adapter_base_id}; re-run `voxprompt adapt` for it")
     if not (folder / ADAPTER_FILE).is_file():
         raise ModelError(f"{folder}: {ADAPTER_FILE} is missing; re-run `voxprompt adapt`")
-    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale)
+    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale, info.vocabulary)
 
 
 def installed_adapters() -> list[AdapterInfo]:

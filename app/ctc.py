@@ -7,8 +7,10 @@ which keeps the LLM from wandering off what was said (invented words, loops).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -24,12 +26,21 @@ class CtcHead:
     threads spinning that take the cores from llama.cpp, prompts then decode 2x slower). The graph also
     picks the classes some frame finds plausible, so the [T, 13k] matrix never leaves ONNX Runtime."""
 
-    def __init__(self, path: str | Path, n_vocab: int, options: EncoderOptions = EncoderOptions()):
+    def __init__(self, path: str | Path, n_vocab: int, options: EncoderOptions = EncoderOptions(),
+                 token_rows: str | Path | None = None, extra_tokens: Iterable[int] = ()):
+        """`extra_tokens` (with `token_rows`, every token's embedding row): classes added to the trained
+        ones, so that a context's or an adapter's words can be written (spelling_tokens)."""
         with np.load(path) as data:
-            weights = data["classes"].T.astype(np.float32)  # [width, classes], the scale folded in
-            weights *= np.float32(data["scale"])
+            classes = data["classes"].astype(np.float32)
             token_ids = data["token_ids"].astype(np.int64)
+            scale = np.float32(data["scale"])
             upsample = (data["upsample_weight"], data["upsample_bias"]) if "upsample_weight" in data else None
+        extra = np.setdiff1d(np.fromiter(extra_tokens, np.int64), token_ids)
+        if len(extra) and token_rows is not None:
+            rows = np.load(token_rows, mmap_mode="r")  # 57 MB on disk; only the rows asked for are read
+            classes = np.concatenate([classes, np.asarray(rows[extra], np.float32)])
+            token_ids = np.concatenate([token_ids, extra])
+        weights = np.ascontiguousarray(classes.T) * scale  # [width, classes], the scale folded in
         self.width, self.n_classes = weights.shape
         self.class_of = np.zeros(n_vocab, np.int64)  # token id -> class; 0: not a CTC class
         self.class_of[token_ids] = np.arange(1, len(token_ids) + 1)
@@ -47,6 +58,18 @@ class CtcHead:
     def scorer(self, speech: np.ndarray, weight: float, candidates: int, floor: float = -10.0) -> "CtcPrefixScorer":
         kept, frames = self._run(["kept", "frames"], speech, floor)
         return CtcPrefixScorer(kept, frames, self.n_classes, self.class_of, weight, candidates, floor)
+
+
+def spelling_tokens(tokenize: Callable[[str], list[int]], text: str) -> set[int]:
+    """The tokens the LLM writes the words of `text` with (a context, an adapter's sentences): each word
+    inside a sentence, first in one, and capitalised, since decoding can only propose what the CTC head
+    has classes for."""
+    tokens: set[int] = set()
+    for word in set(re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", text)):
+        for form in {word, word[0].upper() + word[1:]}:
+            tokens.update(tokenize(" " + form))
+            tokens.update(tokenize(form))
+    return tokens
 
 
 def _head_graph(width: int, n_classes: int, upsample: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:

@@ -90,6 +90,10 @@ class CtcSpec:
     file: str  # .npz: classes [1 + n, width] (blank first), scale, token_ids [n]
     weight: float = 0.3  # of the CTC prefix score against the LLM's log-probability
     candidates: int = 8  # the LLM's top tokens rescored at each step
+    # .npy float16 [n_vocab, width]: every token's embedding row, so that the words of a context or an
+    # adapter's text become classes at run time (the head's own classes are the training text's tokens,
+    # and decoding only proposes tokens it can score); "": no such file
+    token_rows: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,8 +204,8 @@ def sha256_file(path: Path) -> str:
 
 
 def model_files(manifest: Manifest) -> list[str]:
-    ctc = manifest.ctc.file if manifest.ctc else None
-    return [f for f in (manifest.encoder.file, manifest.llm.file, manifest.llm.adapter, ctc) if f]
+    ctc = (manifest.ctc.file, manifest.ctc.token_rows) if manifest.ctc else ()
+    return [f for f in (manifest.encoder.file, manifest.llm.file, manifest.llm.adapter, *ctc) if f]
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Manifest:

@@ -13,7 +13,7 @@ from typing import Callable, Hashable, Iterable, Iterator, Sequence
 import numpy as np
 from voxprompt.adapters import AdapterChoice, resolve_adapter
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.ctc import CtcHead, CtcPrefixScorer
+from voxprompt.ctc import CtcHead, CtcPrefixScorer, spelling_tokens
 from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
@@ -87,7 +87,8 @@ class Transcriber:
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
-        self.ctc = CtcHead(model_dir / m.ctc.file, self.llm.n_vocab, encoder_options) if m.ctc else None
+        self.model_dir, self.encoder_options, self.context = model_dir, encoder_options, context
+        self.ctc = self._ctc_head()
         if self.ctc is not None and self.ctc.width != self.llm.width:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
@@ -96,10 +97,26 @@ class Transcriber:
         own = [self.model_adapter] if self.model_adapter else []
         return own + [a.as_llm_adapter() for a in chosen if a.scale]
 
+    def _ctc_head(self) -> CtcHead | None:
+        """The CTC head, with classes for the words of the context and of the adapters in use: decoding
+        proposes only tokens the head can score, and its own are those of its training text."""
+        spec = self.manifest.ctc
+        if spec is None:
+            return None
+        rows = self.model_dir / spec.token_rows if spec.token_rows else None
+        return CtcHead(self.model_dir / spec.file, self.llm.n_vocab, self.encoder_options, rows,
+                       spelling_tokens(self.llm.tokenize, self._spelled_words()))
+
+    def _spelled_words(self) -> str:
+        return " ".join([self.context, *(" ".join(a.vocabulary) for a in self.adapters if a.scale)])
+
     def use_adapters(self, chosen: Sequence[AdapterChoice]) -> None:
         """Switch domain adapters between segments (the base model stays loaded; files are read once)."""
+        words = self._spelled_words()
         self.llm.set_adapters(self._llm_adapters(chosen))
         self.adapters = tuple(chosen)
+        if self.ctc is not None and self._spelled_words() != words:
+            self.ctc = self._ctc_head()
 
     def request(self, key: Hashable, segment: SpeechSegment, beam: int = 0) -> Request:
         """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it.

@@ -34,7 +34,7 @@ DEFAULT_ENCODER = "tiny.en"
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024
-BUILDER_VERSION = 6  # bump when the build recipe changes, so cached default models are rebuilt
+BUILDER_VERSION = 7  # bump when the build recipe changes, so cached default models are rebuilt
 CTC_WEIGHT = 0.5  # joint decoding, chosen on held-out voices' clips 150-300 (scored on clips 0-150)
 
 
@@ -163,8 +163,10 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         ctc = None
         if ctc_path is not None and ctc_path.exists():  # the trained CTC head, for joint decoding
             log("writing ctc.npz (the CTC head over SmolLM2's embedding rows)")
-            CtcHeadWeights.load(ctc_path).write_runtime(token_embeddings(source_gguf), work / "ctc.npz")
-            ctc = CtcSpec(file="ctc.npz", weight=CTC_WEIGHT)
+            embeddings = token_embeddings(source_gguf)
+            CtcHeadWeights.load(ctc_path).write_runtime(embeddings, work / "ctc.npz")
+            np.save(work / "ctc-rows.npy", embeddings.astype(np.float16))  # read by row, memory-mapped
+            ctc = CtcSpec(file="ctc.npz", weight=CTC_WEIGHT, token_rows="ctc-rows.npy")
         manifest = Manifest(
             encoder=EncoderSpec(file="encoder.onnx", name=f"whisper-{encoder}", pad_multiple=PAD_MULTIPLE,
                                 vectors_per_second=ENCODER_FRAMES_PER_SECOND / projector.dims.stack,

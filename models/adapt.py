@@ -197,7 +197,9 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
     tmp = folder / (ADAPTER_FILE + ".partial")
     lora_difference(trained_adapter_path(config.encoder), run / f"lora-{config.encoder}.gguf", tmp)
     tmp.replace(folder / ADAPTER_FILE)
-    AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), minutes=round(budget.spent / 60, 1),
+    vocabulary = tuple(sorted({w for t in [*plan.domain, *plan.terms] for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", t)}))
+    AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), vocabulary=vocabulary,
+                minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
                             "steps": str(history[-1]["step"])}).write(folder)
     shutil.rmtree(work, ignore_errors=True)  # spoken shards, frames, checkpoint: hundreds of MB, done with

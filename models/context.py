@@ -2,7 +2,9 @@
 
 A share of stage-2 prompts carries a context made the way users write one: a few of the utterance's
 rarer words (names, terms: what a user would list) among distractors drawn from other utterances, and
-sometimes distractors only, so that a context word is never written unless it is heard.
+sometimes distractors only, so that a context word is never written unless it is heard. Clips of
+sentences with coined words (`dataset --coined`: names and terms no dictionary has) carry them in
+their source, and their contexts list them: the only way to learn to copy a spelling from the prompt.
 """
 from __future__ import annotations
 
@@ -37,3 +39,28 @@ def training_context(text: str, pool: list[str], rng: random.Random, p_relevant:
     words = chosen + distractors
     rng.shuffle(words)
     return ", ".join(words)
+
+
+COINED_TAG = "coined:"
+P_COINED_CONTEXT = 0.9  # a coined clip's context lists its words this often; without, it is spelt from sound
+
+
+def coined_source(voice: str, words: tuple[str, ...]) -> str:
+    """An utterance's source that names the coined words it says: "coined:w1,w2|voice"."""
+    return f"{COINED_TAG}{','.join(words)}|{voice}"
+
+
+def coined_words(source: str) -> list[str]:
+    """The coined words a source names ([] for any other utterance)."""
+    if not source.startswith(COINED_TAG):
+        return []
+    return [w for w in source[len(COINED_TAG):].split("|", 1)[0].split(",") if w]
+
+
+def coined_context(words: list[str], pool: list[str], rng: random.Random) -> str:
+    """A context for a coined clip: its words (P_COINED_CONTEXT of the time) among 2-8 distractors."""
+    own = list(words) if rng.random() < P_COINED_CONTEXT else []
+    distractors = [w for w in rng.sample(pool, min(len(pool), 12)) if w not in words][: rng.randint(2, 8)]
+    chosen = own + distractors
+    rng.shuffle(chosen)
+    return ", ".join(chosen)

@@ -129,3 +129,44 @@ def short_texts(n: int, seed: int = 0, exclude: set[str] = frozenset()) -> list[
 
 def _plain(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
+
+
+# Words no dictionary has, as users' names, products and jargon are to a general model: made of
+# syllables so a TTS voice reads them by rule, with the endings drug names and terms often have.
+_ONSETS = ("b", "br", "c", "ch", "cl", "d", "dr", "f", "fl", "g", "gr", "h", "k", "l", "m", "n", "p", "pr",
+           "ph", "qu", "r", "s", "st", "sh", "t", "tr", "th", "v", "w", "z", "")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ea", "ou")
+_CODAS = ("", "", "", "", "n", "r", "l", "s", "x", "m", "t")
+_ENDINGS = ("", "", "", "ine", "ol", "ex", "itis", "amab", "ide", "ia", "an", "on", "ix", "ara", "osis", "ium")
+
+
+def coined_word(r: random.Random) -> str:
+    """A pronounceable word of 6-12 letters that is in no dictionary (most likely), cased as a name
+    (a third of them) or as a term."""
+    while True:
+        word = "".join(r.choice(_ONSETS) + r.choice(_VOWELS) + r.choice(_CODAS) for _ in range(r.randint(2, 3)))
+        word += r.choice(_ENDINGS)
+        if 6 <= len(word) <= 12 and re.fullmatch(r"[a-z]+", word):
+            return word.capitalize() if r.random() < 0.33 else word
+
+
+def coined_texts(n: int, seed: int = 0, exclude: set[str] = frozenset()) -> list[tuple[str, tuple[str, ...]]]:
+    """n (sentence, coined words) pairs: everyday sentences with one or two of their words of 4+
+    letters (never the first) replaced by coined words, so that only the audio, or a context that
+    lists them, can tell how they are spelt."""
+    r = random.Random(seed)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for text in training_texts(2 * n, seed=seed, exclude=exclude):
+        words = text.split(" ")
+        slots = [i for i, w in enumerate(words) if i > 0 and re.fullmatch(r"[A-Za-z]{4,}[,.;:!?]?", w)]
+        if not slots:
+            continue
+        coined = []
+        for i in r.sample(slots, min(len(slots), r.choice((1, 1, 2)))):
+            word = coined_word(r)
+            words[i] = word + words[i][len(words[i].rstrip(",.;:!?")):]  # keeps the punctuation
+            coined.append(word)
+        out.append((" ".join(words), tuple(coined)))
+        if len(out) == n:
+            break
+    return out

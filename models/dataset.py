@@ -5,7 +5,8 @@
 Splits: `train` (TTS voices in TRAIN_VOICES), `train_natural` (the most natural voices, NATURAL_VOICES,
 half of it telephone band like the real recordings), `train_short` (isolated words and short fragments:
 numbers, ordinals, letters, days...), `train_real` (the real recordings' training prompts,
-augmented), `train_nonspeech` (noise, hum, clicks with an empty transcript),
+augmented), `train_coined` (sentences with coined words: names and terms no dictionary has;
+models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcript),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training); with `--games`, `train_game` (studio speech by the game characters
 trained on, once as recorded and once augmented) and `game_dev` (the held-out characters, never trained
@@ -28,7 +29,7 @@ import numpy as np
 from voxprompt.audio import load_audio, probe
 from voxprompt.models.assets import data_path
 from voxprompt.models.augment import AugmentOptions, augment
-from voxprompt.models.corpus import short_texts, training_texts
+from voxprompt.models.corpus import coined_texts, short_texts, training_texts
 from voxprompt.models.tts import HELD_OUT, NATURAL_VOICES, TRAIN_VOICES, Voice, synthesize
 
 ASTERISK_SOUNDS = data_path("/usr/share/asterisk/sounds/en", "asterisk", "en")
@@ -158,6 +159,22 @@ class _Synthetic:
 
 
 @dataclass(frozen=True)
+class _Coined:
+    """(sentence, coined words) items, spoken by the training voices; the source names the words."""
+
+    voices: tuple[Voice, ...]
+    seed: int
+    options: AugmentOptions = AugmentOptions()
+
+    def __call__(self, items, start):
+        from voxprompt.models.context import coined_source
+
+        words = dict(items)
+        for u in _synthetic(self.voices, [t for t, _ in items], self.seed + start, self.options):
+            yield Utterance(u.audio, u.text, coined_source(u.source, words[u.text]))
+
+
+@dataclass(frozen=True)
 class _GameSpeech:
     """(game line, augmented) items: the line as recorded, or with room, noise and level varied."""
 
@@ -232,7 +249,7 @@ class _NonSpeech:
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
                  workers: int = 1, n_natural: int = 0, n_short: int = 0, games: bool = False,
-                 cutaways: bool = False) -> None:
+                 cutaways: bool = False, n_coined: int = 0) -> None:
     from rich.progress import Progress
 
     out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +261,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     train_texts = training_texts(n_train, seed=seed, exclude=held_texts | set(heldout_texts))
     natural_texts = training_texts(n_natural, seed=seed + 2000, exclude=held_texts | set(heldout_texts))
     short = short_texts(n_short, seed=seed + 3000, exclude=held_texts)
+    coined = coined_texts(n_coined, seed=seed + 4000, exclude=held_texts | set(heldout_texts))
 
     game_root, game_train, game_dev = game_items(out, seed, cutaways=cutaways) if games else (None, [], [])
     rng = random.Random(seed)
@@ -257,6 +275,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
             ("train", train_texts, _Synthetic(TRAIN_VOICES, seed, AugmentOptions(p_game_band=0.3 if games else 0.0))),
             ("train_natural", natural_texts, _Synthetic(NATURAL_VOICES, seed + 2000, AugmentOptions(p_telephone=0.5))),
             ("train_short", short, _Synthetic(TRAIN_VOICES + NATURAL_VOICES, seed + 3000, AugmentOptions(p_telephone=0.5))),
+            ("train_coined", coined, _Coined(TRAIN_VOICES, seed + 4000, AugmentOptions(p_game_band=0.3))),
             ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
             ("game_dev", [(line, False) for line in game_dev], _GameSpeech(game_root)),
             ("train_game", [(line, a) for a in (False, True) for line in game_train], _GameSpeech(game_root, seed)),
@@ -273,6 +292,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=12000, help="synthetic training utterances")
     parser.add_argument("--natural", type=int, default=0, help="utterances by the most natural voices (Piper, festival...)")
     parser.add_argument("--short", type=int, default=0, help="isolated words and short fragments")
+    parser.add_argument("--coined", type=int, default=0,
+                        help="sentences with coined words (names, terms), for learning to copy a context's spelling")
     parser.add_argument("--heldout", type=int, default=300, help="held-out-voice utterances")
     parser.add_argument("--games", action="store_true", help="the game characters' speech (train_game, game_dev)")
     parser.add_argument("--cutaways", action="store_true",
@@ -282,7 +303,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()
     build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural,
-                 n_short=args.short, games=args.games, cutaways=args.cutaways)
+                 n_short=args.short, games=args.games, cutaways=args.cutaways, n_coined=args.coined)
 
 
 if __name__ == "__main__":

@@ -464,11 +464,19 @@ class Trainer:
         """Per example, a prompt prefix with a context (context_share of them) or None (the plain one)."""
         if not self.config.context_share:
             return None
-        from voxprompt.models.context import training_context
+        from voxprompt.models.context import coined_context, coined_words, training_context
 
         tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
-        return [tok(DEFAULT_PROMPT.prefix_for(training_context(e.text, self.context_pool, self.rng)))
-                if self.rng.random() < self.config.context_share else None for e in batch]
+        out = []
+        for e in batch:
+            coined = coined_words(e.source)
+            if coined:  # always a context (most often with its words): copying a spelling is the lesson
+                out.append(tok(DEFAULT_PROMPT.prefix_for(coined_context(coined, self.context_pool, self.rng))))
+            elif self.rng.random() < self.config.context_share:
+                out.append(tok(DEFAULT_PROMPT.prefix_for(training_context(e.text, self.context_pool, self.rng))))
+            else:
+                out.append(None)
+        return out
 
     def frames(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch's frames, padded (and masked when the config asks for SpecAugment)."""

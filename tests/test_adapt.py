@@ -86,11 +86,14 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     assert info.sentences == 3 and info.base_model_id == manifest.adapter_base_id and info.minutes > 0
     assert int(info.provenance["steps"]) >= 1  # the budget is kept (README: measured), at least one step is taken
     assert not (folder / "work").exists()  # the spoken shards and checkpoint are gone once it is made
+    assert {"apixaban", "rivaroxaban", "Warfarin"} <= set(info.vocabulary)
     choice = resolve_adapter(str(folder), manifest)
     t = Transcriber(default_model_dir, adapters=[choice])
     try:
         tokens = t.llm.tokenize("Start apixaban")
         adapted = t.llm.prompt_logits(tokens=tokens)
+        # its words can be written: every token of them is a class of the CTC head while it is applied
+        assert all(t.ctc.class_of[i] for i in t.llm.tokenize(" rivaroxaban") + t.llm.tokenize(" apixaban"))
         t.use_adapters(())
         assert np.abs(adapted - t.llm.prompt_logits(tokens=tokens)).max() > 1e-3  # training changed something
     finally:

@@ -66,3 +66,33 @@ def test_the_loss_scores_only_transcript_positions_and_equals_the_full_vocabular
     loss.backward()  # the speech vectors (the projector) and the LoRA weights still learn from it
     assert speech.grad[0].abs().sum() > 0 and speech.grad[1, :2].abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_coined_sentences_replace_words_keeping_punctuation_and_name_what_they_replaced():
+    from voxprompt.models.corpus import coined_texts
+
+    pairs = coined_texts(40, seed=3)
+    assert len(pairs) == 40
+    for text, coined in pairs:
+        assert 1 <= len(coined) <= 2
+        words = text.split(" ")
+        for word in coined:
+            assert 6 <= len(word) <= 12
+            assert any(w.rstrip(",.;:!?\"") == word for w in words[1:])  # never the first word, punctuation kept
+    assert len({w for _, c in pairs for w in c}) > 45  # coined afresh, not a small list repeated
+
+
+def test_a_coined_clip_names_its_words_in_its_source_and_its_context_lists_them_most_of_the_time():
+    from voxprompt.models.context import coined_context, coined_source, coined_words
+
+    source = coined_source("espeak:en-us+m3", ("Vuroton", "zeapremine"))
+    assert coined_words(source) == ["Vuroton", "zeapremine"]
+    assert coined_words("espeak:en-us+m3") == [] and coined_words("real:tt-weasels") == []
+    pool = ["Giquuxol", "vonbrocoul", "Troscerium", "zeapremine", "shustorex", "Voubrait", "hygreine"]
+    rng = random.Random(1)
+    contexts = [coined_context(["Vuroton", "zeapremine"], pool, rng).split(", ") for _ in range(300)]
+    with_words = [c for c in contexts if {"Vuroton", "zeapremine"} <= set(c)]
+    assert 0.8 < len(with_words) / len(contexts) < 0.97  # P_COINED_CONTEXT = 0.9
+    assert all(2 <= len(set(c) - {"Vuroton", "zeapremine"}) <= 8 for c in contexts)
+    # without its words, a context is distractors only: never one of the clip's words alone
+    assert all(("Vuroton" in c) == ("zeapremine" in c) for c in contexts)

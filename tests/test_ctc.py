@@ -68,6 +68,58 @@ def test_a_head_with_two_frames_per_vector_scores_as_training_does(tmp_path):
     assert np.abs(ours - theirs).max() < 0.02  # float16 classes in ctc.npz
 
 
+def test_a_head_given_more_tokens_scores_them_as_if_trained_with_them_and_keeps_its_own(tmp_path):
+    """A context's or an adapter's words become classes at run time: the same rows a head trained with
+    them would have, the trained classes unchanged, a token it already has not added twice."""
+    from voxprompt.ctc import CtcHead as RuntimeHead
+    from voxprompt.models.ctc_head import CtcHeadWeights
+
+    rng = np.random.default_rng(1)
+    width, vocab = 16, 50
+    embeddings = rng.standard_normal((vocab, width)).astype(np.float32)
+    blank = rng.standard_normal(width).astype(np.float32)
+    CtcHeadWeights(blank, 0.7, np.array([3, 9, 11], np.int32)).write_runtime(embeddings, tmp_path / "ctc.npz")
+    CtcHeadWeights(blank, 0.7, np.array([3, 9, 11, 20, 41], np.int32)).write_runtime(embeddings, tmp_path / "wide.npz")
+    np.save(tmp_path / "rows.npy", embeddings.astype(np.float16))
+    speech = rng.standard_normal((6, width)).astype(np.float32)
+    head = RuntimeHead(tmp_path / "ctc.npz", vocab, token_rows=tmp_path / "rows.npy", extra_tokens=[41, 9, 20])
+    wide = RuntimeHead(tmp_path / "wide.npz", vocab)
+    assert head.n_classes == wide.n_classes == 6
+    assert head.class_of[20] and head.class_of[41] and not head.class_of[5]
+    ours, theirs = head.log_probs(speech), wide.log_probs(speech)
+    columns = head.class_of[[3, 9, 11, 20, 41]]
+    assert np.abs(ours[:, columns] - theirs[:, wide.class_of[[3, 9, 11, 20, 41]]]).max() < 1e-3
+    plain = RuntimeHead(tmp_path / "ctc.npz", vocab, token_rows=tmp_path / "rows.npy")
+    assert plain.n_classes == 4 and not plain.class_of[20]
+
+
+def test_the_words_to_spell_become_every_token_the_llm_writes_them_with(transcriber):
+    from voxprompt.ctc import spelling_tokens
+
+    tokenize = transcriber.llm.tokenize
+    tokens = spelling_tokens(tokenize, "apixaban, Xarelto and INR")
+    for form in (" apixaban", "Apixaban", " Xarelto", " INR", " and"):
+        assert set(tokenize(form)) <= tokens
+    assert spelling_tokens(tokenize, " , ;") == set()
+
+
+def test_a_context_lets_decoding_propose_its_words_tokens(transcriber):
+    """The trained head only has its training text's tokens; a context's new words get classes, so a
+    transcript can spell them (without, decoding never proposes them)."""
+    from voxprompt.transcriber import Transcriber
+
+    terms = ("pyelonephritis", "phenylbutyrate", "osteotribe", "leukogram", "geniculatus")
+    lacking = [t for t in terms if not all(transcriber.ctc.class_of[i] for i in transcriber.llm.tokenize(" " + t))]
+    assert lacking, "the trained head spells all of these terms: pick rarer ones"
+    word = " " + lacking[0]
+    with_context = Transcriber(transcriber.model_dir, llm_options=transcriber.llm.options, context=", ".join(terms))
+    try:
+        assert all(with_context.ctc.class_of[t] for t in with_context.llm.tokenize(word))
+        assert with_context.ctc.n_classes > transcriber.ctc.n_classes
+    finally:
+        with_context.close()
+
+
 def test_runtime_head_gives_the_training_posteriors(transcriber, recording_audio):
     """ctc.npz built without torch (rows from the GGUF) and scored in ONNX Runtime == training's CtcHead."""
     from voxprompt.export.default_model import trained_ctc_path
