@@ -79,14 +79,18 @@ def lora_difference(before: Path, after: Path, out: Path) -> int:
     if alpha != alpha_after or set(old) != set(new):
         raise ValueError(f"{after} does not continue {before}: other matrices or another alpha")
     writer = lora_writer(out, 2 * alpha)
+    changed = 0
     for name in sorted(new):
         (a0, b0), (a1, b1) = (old[name]["lora_a"], old[name]["lora_b"]), (new[name]["lora_a"], new[name]["lora_b"])
         if a0.shape != a1.shape or b0.shape != b1.shape:
             raise ValueError(f"{name}: rank or shape differs between {before} and {after}")
+        if np.array_equal(a0, a1) and np.array_equal(b0, b1):
+            continue  # not trained: no change to carry, and one pair of matmuls less per token
+        changed += 1
         writer.add_tensor(name + ".lora_a", np.concatenate([a1, a0], axis=0).astype(np.float16))
         writer.add_tensor(name + ".lora_b", np.concatenate([b1, -b0], axis=1).astype(np.float16))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return len(new)
+    return changed

@@ -62,6 +62,7 @@ class TrainConfig:
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_trained: tuple[str, ...] = ()  # of lora_targets, those that learn (the rest stay as loaded); (): all
     warmup: int = 100
     eval_every: int = 500
     eval_size: int = 100
@@ -618,6 +619,12 @@ class Trainer:
         if lora_state:
             self.llm.load_state_dict(lora_state, strict=False)
         lora_params = [p for n, p in self.llm.named_parameters() if "lora_" in n]
+        if c.lora_trained:  # an adapter that changes few projections costs llama.cpp fewer graph nodes
+            lora_params = [p for n, p in self.llm.named_parameters()
+                           if "lora_" in n and any(f".{t}." in n for t in c.lora_trained)]
+            for n, p in self.llm.named_parameters():
+                if "lora_" in n and not any(f".{t}." in n for t in c.lora_trained):
+                    p.requires_grad_(False)
         opt = torch.optim.AdamW([
             {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
             {"params": lora_params, "lr": c.lora_lr, "base": c.lora_lr},

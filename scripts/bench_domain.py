@@ -107,12 +107,13 @@ def main() -> None:
 
     def score(set_refs: list[str], hyps: list[str], domain: bool = True) -> dict:
         return {"wer": wer(set_refs, hyps), "wer_95": wer_interval(set_refs, hyps),
-                "recall": term_recall(hyps, clip_terms) if domain else None}
+                "recall": term_recall(hyps, clip_terms) if domain else None,
+                "hypotheses": hyps if domain else None}  # kept, to read what the terms became
 
     def keep(name: str, row: dict) -> None:
         rows[name] = row
         rows_path.write_text(json.dumps(rows, indent=1))
-        print(name, json.dumps(row), flush=True)
+        print(name, json.dumps({k: {m: v for m, v in r.items() if m != "hypotheses"} for k, r in row.items()}), flush=True)
 
     def ours(name: str, sets: dict, adapters=(), context=""):
         if name in rows:

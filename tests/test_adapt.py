@@ -50,18 +50,23 @@ def test_what_training_changed_is_an_exact_adapter_on_top_of_the_merged_one(tmp_
 
     rng = np.random.default_rng(0)
 
+    frozen_a, frozen_b = rng.standard_normal((4, 16)) * 0.1, rng.standard_normal((8, 4)) * 0.1
+
     def write(path, a, b, alpha=32.0):
         w = lora_writer(path, alpha)
         w.add_tensor("blk.0.attn_q.weight.lora_a", a.astype(np.float16))
         w.add_tensor("blk.0.attn_q.weight.lora_b", b.astype(np.float16))
+        w.add_tensor("blk.0.ffn_up.weight.lora_a", frozen_a.astype(np.float16))  # not trained: the same after
+        w.add_tensor("blk.0.ffn_up.weight.lora_b", frozen_b.astype(np.float16))
         w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
 
     a0, b0 = rng.standard_normal((4, 16)) * 0.1, rng.standard_normal((8, 4)) * 0.1
     a1, b1 = a0 + rng.standard_normal((4, 16)) * 0.05, b0 + rng.standard_normal((8, 4)) * 0.05
     write(tmp_path / "before.gguf", a0, b0)
     write(tmp_path / "after.gguf", a1, b1)
-    lora_difference(tmp_path / "before.gguf", tmp_path / "after.gguf", tmp_path / "delta.gguf")
+    assert lora_difference(tmp_path / "before.gguf", tmp_path / "after.gguf", tmp_path / "delta.gguf") == 1
     alpha, factors = read_lora(tmp_path / "delta.gguf")
+    assert set(factors) == {"blk.0.attn_q.weight"}  # a projection training left alone costs nothing at run time
     a, b = factors["blk.0.attn_q.weight"]["lora_a"], factors["blk.0.attn_q.weight"]["lora_b"]
     assert a.shape == (8, 16) and b.shape == (8, 8)  # twice the rank
     f16 = lambda x: x.astype(np.float16).astype(np.float64)
