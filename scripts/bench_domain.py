@@ -2,6 +2,7 @@
 """Domain vocabulary: a text-only adapter and a context prompt against Whisper's hotwords and initial prompt.
 
     python scripts/bench_domain.py [--terms 40] [--minutes 20] [--general-data data] [--work bench-domain]
+                                   [--projections q_proj,v_proj]
 
 The domain is medicine: `--terms` words drawn (seeded) from Debian's `hunspell-en-med` word list, 8-14
 letters, none in the general English list (`wamerican`). Training text: each term in sentences made from
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--general-data", type=Path, help="a corpus folder with game_dev and real_dev")
     parser.add_argument("--general-limit", type=int, default=200, help="clips per general set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--projections", default="",
+                        help="comma-separated LoRA projections the adapter trains (default: all); "
+                             "its adapter and rows are named after them")
     args = parser.parse_args()
 
     from voxprompt.adapters import resolve_adapter
@@ -91,9 +95,12 @@ def main() -> None:
     model_dir = ensure_default_model()
     manifest = load_manifest(model_dir, verify=False)
     adapters = work / "adapters"
-    folder = adapters / "medical"
+    projections = tuple(p for p in args.projections.split(",") if p)
+    tag = f" [{'+'.join(projections)}]" if projections else ""
+    folder = adapters / ("medical" + "-".join(("",) + projections))
     if not (folder / "adapter.json").exists():
-        adapt("medical", work / "domain.txt", None, adapters, manifest.adapter_base_id, minutes=args.minutes)
+        adapt(folder.name, work / "domain.txt", None, adapters, manifest.adapter_base_id, minutes=args.minutes,
+              projections=projections)
     adapter = resolve_adapter(str(folder), manifest)
     info = json.loads((folder / "adapter.json").read_text())
 
@@ -155,11 +162,11 @@ def main() -> None:
         keep(name, {"domain": score(refs, hyps)})
 
     ours("voxprompt", sets)
-    ours("voxprompt + adapter", sets, adapters=[adapter])
+    ours("voxprompt + adapter" + tag, sets, adapters=[adapter])
     ours("voxprompt + context (all terms)", sets, context=hotwords)
     ours_per_term("voxprompt + context (8 terms)")
-    ours("voxprompt + adapter + context (all terms)", {"domain": sets["domain"]}, adapters=[adapter], context=hotwords)
-    ours_per_term("voxprompt + adapter + context (8 terms)", adapters=[adapter])
+    ours("voxprompt + adapter + context (all terms)" + tag, {"domain": sets["domain"]}, adapters=[adapter], context=hotwords)
+    ours_per_term("voxprompt + adapter + context (8 terms)" + tag, adapters=[adapter])
 
     model = None
     for name, options in (

@@ -58,7 +58,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int, beam: int) -> dict:
+def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int, beam: int,
+                  adapters: list[str] = ()) -> dict:
     from voxprompt.audio import probe
     from voxprompt.encoder import EncoderOptions
     from voxprompt.files import SegmentDone, transcribe_files
@@ -67,7 +68,7 @@ def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int,
 
     t0 = time.perf_counter()
     transcriber = Transcriber(model_dir, EncoderOptions(n_threads=threads),
-                              LlmOptions(n_threads=threads, n_parallel=parallel, beam_size=beam))
+                              LlmOptions(n_threads=threads, n_parallel=parallel, beam_size=beam), adapters=adapters)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     segments = [e.segment for e in transcribe_files(transcriber, files) if isinstance(e, SegmentDone)]
@@ -109,7 +110,7 @@ def child(args) -> None:
     if args.child == "faster-whisper":
         result = run_faster_whisper(files, args.threads)
     else:
-        result = run_voxprompt(args.child, files, args.threads, args.parallel[0], args.beam[0])
+        result = run_voxprompt(args.child, files, args.threads, args.parallel[0], args.beam[0], args.adapter)
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
@@ -130,6 +131,9 @@ def main() -> None:
     parser.add_argument("--encoder", default="tiny.en")
     parser.add_argument("--model", type=Path, action="append", default=[],
                         help="also a built model directory (repeatable), e.g. another training run's export")
+    parser.add_argument("--adapter", action="append", default=[],
+                        help="also the default model with this domain adapter (a folder from `voxprompt adapt`; "
+                             "repeatable: a row for each, beside a row without)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -152,16 +156,19 @@ def main() -> None:
             for beam in args.beam:
                 label = (f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}, "
                          f"{parallel} in parallel, beam {beam}")
-                systems.append((label, str(model), parallel, beam))
+                systems.append((label, str(model), parallel, beam, []))
+                for adapter in args.adapter:
+                    systems.append((f"{label}, adapter {Path(adapter).name}", str(model), parallel, beam, [adapter]))
     for model in args.model:
         for parallel in args.parallel:
             for beam in args.beam:
-                systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel, beam))
-    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1))
+                systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel, beam, []))
+    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1, []))
     rows = []
-    for label, target, parallel, beam in systems:
+    for label, target, parallel, beam, adapters in systems:
         out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
-                              "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam)],
+                              "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam),
+                              *[f"--adapter={a}" for a in adapters]],
                              capture_output=True, text=True, check=True)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
         print(f"done: {label}", file=sys.stderr)
