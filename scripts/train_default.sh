@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The committed default model's recipe, on this project's 2-core CPU machine (each command resumes
-# where it stopped: rerun the script after an interruption). About 6.7 hours of training in all.
+# where it stopped: rerun the script after an interruption). About 7.7 hours of training in all.
 #   run A: 12.5 speech vectors per second, from scratch (stage 1 CTC, stage 2 LM + LoRA + CTC);
 #   run B: 6.25 vectors per second (half the LLM's prompt work), its projector widened from run A's
 #          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector;
 #   run R: run B continued on real voices: the game characters' studio speech (GAME_DEV_CHARACTERS held
 #          out), a fresh synthetic set of which 30 % is band-limited like the games, and the asterisk prompts;
 #   run D: run R continued with the cutaway lines whose speaker is known, the real lines' augmented copies
-#          speed-perturbed, and a context in 30 % of the prompts (the default model).
-# Then: voxprompt export trained $RUNS/d --out my-model, or copy $RUNS/d's files into models/trained/.
+#          speed-perturbed, and a context in 30 % of the prompts;
+#   run E: run D continued with 3,000 sentences carrying coined words (names, terms no dictionary has),
+#          whose prompts list them in a context, to learn to copy a spelling from it (the default model).
+# Then: voxprompt export trained $RUNS/e --out my-model, or copy $RUNS/e's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
 GAME_DATA=${GAME_DATA:-data-games}
@@ -19,7 +21,7 @@ common=(--stage2-batch 8 --eval-every 300 --eval-size 20 --checkpoint-every 150 
 
 "$PYTHON" -m voxprompt.models.dataset --out "$DATA" --train 12000 --heldout 300 --workers 2
 "$PYTHON" -m voxprompt.models.dataset --out "$GAME_DATA" --train 6000 --heldout 300 --workers 2 --games
-"$PYTHON" -m voxprompt.models.dataset --out "$CUT_DATA" --train 6000 --heldout 300 --workers 2 --games --cutaways
+"$PYTHON" -m voxprompt.models.dataset --out "$CUT_DATA" --train 6000 --heldout 300 --workers 2 --games --cutaways --coined 3000
 train() {  # a finished run is not trained again
   local out=$1; shift
   [ -f "$out/finished" ] && return
@@ -35,3 +37,6 @@ train "$RUNS/r" --data "$GAME_DATA" --init-from "$RUNS/b/checkpoint.pt" --stack 
 train "$RUNS/d" --data "$CUT_DATA" --init-from "$RUNS/r/checkpoint.pt" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
   --splits train,train_real,train_nonspeech,train_game --stage2-steps 2000 --stage2-lr 0.0003 --lora-lr 0.0002 \
   --warmup 50 --bucket-window 0.02 --context-share 0.3 --deadline-minutes 70
+train "$RUNS/e" --data "$CUT_DATA" --init-from "$RUNS/d" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits train,train_real,train_nonspeech,train_game,train_coined --stage2-steps 2000 --stage2-lr 0.0003 \
+  --lora-lr 0.0002 --warmup 50 --bucket-window 0.02 --context-share 0.3 --deadline-minutes 60
