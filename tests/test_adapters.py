@@ -117,7 +117,7 @@ def test_cli_refuses_a_context_too_long_before_loading_the_model(recording):
 
 def test_transcribe_with_adapters_and_hotwords_records_them_for_resumption(installed, recording, tmp_path):
     out = tmp_path / "out"
-    plain = run_voxprompt("transcribe", recording, "--format", "json", "--output-dir", out)
+    plain = run_voxprompt("transcribe", recording, "--format", "json", "--output-dir", out, "--hotwords", "message, tone")
     assert plain.returncode == 0, plain.stderr
     baseline = json.loads((out / "vm-intro.json").read_text())
     adapted = run_voxprompt("transcribe", recording, "--format", "json", "--output-dir", out,
@@ -127,6 +127,7 @@ def test_transcribe_with_adapters_and_hotwords_records_them_for_resumption(insta
     assert result["run"]["adapters"] == ["nothing", "again:0"]
     assert result["run"]["context"] == "message, tone"
     assert result["text"] == baseline["text"] != ""  # a zero change and a zero scale: the same transcript
+    assert baseline["run"]["adapters"] == []  # so the second run was not skipped as done
 
 
 def test_adapters_lists_what_is_installed(installed):
