@@ -60,12 +60,17 @@ class CtcHead:
         return CtcPrefixScorer(kept, frames, self.n_classes, self.class_of, weight, candidates, floor)
 
 
+def spelled_words(text: str) -> set[str]:
+    """The words of a context or an adapter's text, as written."""
+    return set(re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", text))
+
+
 def spelling_tokens(tokenize: Callable[[str], list[int]], text: str) -> set[int]:
     """The tokens the LLM writes the words of `text` with (a context, an adapter's sentences): each word
     inside a sentence, first in one, and capitalised, since decoding can only propose what the CTC head
     has classes for."""
     tokens: set[int] = set()
-    for word in set(re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", text)):
+    for word in spelled_words(text):
         for form in {word, word[0].upper() + word[1:]}:
             tokens.update(tokenize(" " + form))
             tokens.update(tokenize(form))

@@ -143,6 +143,7 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
     the LLM's LoRA projections that learn (each one adapted costs llama.cpp graph nodes per token)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from voxprompt.ctc import spelled_words
     from voxprompt.export.default_model import TRAINED_DIR, trained_adapter_path, trained_config_path
     from voxprompt.models.augment import AugmentOptions
     from voxprompt.models.dataset import _Synthetic, build_split
@@ -201,7 +202,7 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
     tmp = folder / (ADAPTER_FILE + ".partial")
     lora_difference(trained_adapter_path(config.encoder), run / f"lora-{config.encoder}.gguf", tmp)
     tmp.replace(folder / ADAPTER_FILE)
-    vocabulary = tuple(sorted({w for t in [*plan.domain, *plan.terms] for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", t)}))
+    vocabulary = tuple(sorted(spelled_words(" ".join([*plan.domain, *plan.terms]))))
     AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), vocabulary=vocabulary,
                 minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),

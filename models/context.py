@@ -35,10 +35,15 @@ def training_context(text: str, pool: list[str], rng: random.Random, p_relevant:
     own = rare_words(text)
     chosen = rng.sample(own, min(len(own), rng.randint(1, 3))) if own and rng.random() < p_relevant else []
     said = {w.lower() for w in re.findall(r"[A-Za-z'-]+", text)}
+    return _among_distractors(chosen, said, pool, rng)
+
+
+def _among_distractors(words: list[str], said: set[str], pool: list[str], rng: random.Random) -> str:
+    """`words` with 2-8 words of `pool` that were not said (lower case), shuffled, comma-separated."""
     distractors = [w for w in rng.sample(pool, min(len(pool), 12)) if w.lower() not in said][: rng.randint(2, 8)]
-    words = chosen + distractors
-    rng.shuffle(words)
-    return ", ".join(words)
+    chosen = list(words) + distractors
+    rng.shuffle(chosen)
+    return ", ".join(chosen)
 
 
 COINED_TAG = "coined:"
@@ -60,7 +65,4 @@ def coined_words(source: str) -> list[str]:
 def coined_context(words: list[str], pool: list[str], rng: random.Random) -> str:
     """A context for a coined clip: its words (P_COINED_CONTEXT of the time) among 2-8 distractors."""
     own = list(words) if rng.random() < P_COINED_CONTEXT else []
-    distractors = [w for w in rng.sample(pool, min(len(pool), 12)) if w not in words][: rng.randint(2, 8)]
-    chosen = own + distractors
-    rng.shuffle(chosen)
-    return ", ".join(chosen)
+    return _among_distractors(own, {w.lower() for w in words}, pool, rng)

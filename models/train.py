@@ -446,7 +446,7 @@ class Trainer:
         self.mask_rng = torch.Generator().manual_seed(config.seed)
         self.history: list[dict] = []
         # distractors for training contexts: every rarer word of the corpus
-        self.context_pool = sorted({w for e in self.train for w in rare_words(e.text)}) if config.context_share else []
+        self.context_pool = sorted({w for e in self.train for w in rare_words(e.text)})
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:
@@ -463,8 +463,6 @@ class Trainer:
 
     def prefixes(self, batch: list[Example]) -> list[list[int] | None] | None:
         """Per example, a prompt prefix with a context (context_share of them) or None (the plain one)."""
-        if not self.config.context_share:
-            return None
         from voxprompt.models.context import coined_context, coined_words, training_context
 
         tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
@@ -618,13 +616,13 @@ class Trainer:
         lora_state = state["lora"] if state and "lora" in state else self.initial_lora
         if lora_state:
             self.llm.load_state_dict(lora_state, strict=False)
-        lora_params = [p for n, p in self.llm.named_parameters() if "lora_" in n]
-        if c.lora_trained:  # an adapter that changes few projections costs llama.cpp fewer graph nodes
-            lora_params = [p for n, p in self.llm.named_parameters()
-                           if "lora_" in n and any(f".{t}." in n for t in c.lora_trained)]
-            for n, p in self.llm.named_parameters():
-                if "lora_" in n and not any(f".{t}." in n for t in c.lora_trained):
-                    p.requires_grad_(False)
+        # an adapter that changes few projections costs llama.cpp fewer graph nodes (lora_trained)
+        learns = lambda n: not c.lora_trained or any(f".{t}." in n for t in c.lora_trained)
+        lora_params = []
+        for n, p in self.llm.named_parameters():
+            if "lora_" in n:
+                p.requires_grad_(learns(n))
+                lora_params += [p] if learns(n) else []
         opt = torch.optim.AdamW([
             {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
             {"params": lora_params, "lr": c.lora_lr, "base": c.lora_lr},
