@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Iterator, Protocol
+from typing import Hashable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from voxprompt.ctc import CtcPrefixScorer
@@ -30,6 +30,7 @@ class Request:
     max_new_tokens: int
     ctc: CtcPrefixScorer | None = None  # joint CTC/LLM scores; None: the LLM's alone
     beam: int = 0  # hypotheses kept; 0: the LLM's beam_size (at most that: a prompt has that many seats)
+    given: tuple[int, ...] = ()  # tokens the transcript begins with, not searched (fed in the prompt's pass)
 
 
 class PromptDecoder(Protocol):
@@ -42,7 +43,7 @@ class PromptDecoder(Protocol):
 
     def capacity(self) -> int: ...
     def cells_for(self, speech: np.ndarray) -> int: ...
-    def prefill(self, seat: int, speech: np.ndarray) -> tuple[np.ndarray, int]: ...
+    def prefill(self, seat: int, speech: np.ndarray, given: Sequence[int] = ()) -> tuple[np.ndarray, int]: ...
     def step(self, feeds: list[tuple[int, int, int]]) -> list[np.ndarray]: ...
     def release(self, seat: int) -> None: ...
     def fork(self, source: int, destination: int) -> None: ...
@@ -103,10 +104,10 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
                 width = min(request.beam, llm.beam_size) if request.beam > 0 else llm.beam_size
                 seats = [free_seats.pop() for _ in range(width)]
                 search = BeamSearch(seats, request.ctc, llm.is_stop, llm.guard,
-                                    max(0, min(request.max_new_tokens, capacity - cells)))
+                                    max(0, min(request.max_new_tokens, capacity - cells)), request.given)
                 prompt = _Prompt(request, search, 0)
                 active.append(prompt)
-                logits, prompt.pos = llm.prefill(seats[0], request.speech)
+                logits, prompt.pos = llm.prefill(seats[0], request.speech, request.given)
                 yield from settle(prompt, search.advance({seats[0]: logits}))
             if not active:
                 return

@@ -2,13 +2,17 @@
 
 One worker thread does VAD and decoding in order; the audio callback only queues. Finals are always
 decoded; a partial is decoded only when the backlog is short, so falling behind drops partials first.
+
+The words two successive partials agree on (all but the newest) are kept: later partials and the final
+begin with them instead of searching them again, so the final decodes only the utterance's last words
+(the LocalAgreement policy of Macháček et al. 2023, "Turning Whisper into Real-Time Transcription").
 """
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, Union
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -92,8 +96,26 @@ class DictationOptions:
     # the line), a short kept tail; the final is decoded while the hang-over runs (closing_candidate).
     vad: VadOptions = VadOptions(hangover_ms=300, tail_ms=150, max_segment_s=15.0)
     partial_max_silence_ms: int = 90  # no partial once the speaker seems to stop: the final needs the decoder
-    partial_beam: int = 1  # partials are a preview the final replaces: greedy, so one still running when the
+    partial_beam: int = 4  # partials are a preview the final replaces: greedy, so one still running when the
     # speaker stops holds the final back less (a 3 s segment: 480 ms greedy, 790 ms at beam 4, 2 cores)
+    keep_agreed: bool = True  # words two partials agree on are given to the next decodes, not searched again
+
+
+def agreed_tokens(previous: Sequence[int], latest: Sequence[int], starts_word: Callable[[int], bool]) -> list[int]:
+    """The words two successive decodes of a growing utterance agree on, less the latest decode's last
+    word (it sits at the edge of the audio heard so far): whole words only, as tokens."""
+    n = 0
+    while n < min(len(previous), len(latest)) and previous[n] == latest[n]:
+        n += 1
+    last_word = max((i for i, t in enumerate(latest) if i == 0 or starts_word(t)), default=0)
+    n = min(n, last_word)
+
+    def boundary(tokens: Sequence[int], i: int) -> bool:
+        return i == len(tokens) or starts_word(tokens[i])
+
+    while n > 0 and not (boundary(previous, n) and boundary(latest, n)):
+        n -= 1
+    return list(latest[:n])
 
 
 class AudioSource(Protocol):
@@ -113,7 +135,10 @@ class DictationEngine:
         self._samples = 0  # 16 kHz samples consumed since the start
         self._arrivals: list[tuple[int, float]] = []  # (sample count, wall time) for latency
         self._last_partial_at = 0
-        self._speculative: tuple[tuple[int, int], Segment] | None = None  # (segment start, length) -> result
+        self._speculative: tuple[tuple, Segment] | None = None  # (segment start, length, given) -> result
+        self._agreed: list[int] = []  # the open utterance's agreed tokens ...
+        self._agreed_in: tuple[int, int] = (-1, 0)  # ... within this stretch of it: (start, end) samples
+        self._previous_partial: tuple[int, list[int]] | None = None  # (segment start, tokens)
         self._last_level_at = 0
         self._draining = False
         self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
@@ -135,6 +160,15 @@ class DictationEngine:
         """Apply these domain adapters (AdapterChoice) from the next utterance on: the worker switches them
         between decodes, never inside one; the microphone keeps queuing meanwhile, so no audio is lost."""
         self._adapters_wanted = tuple(chosen)
+
+    def replay(self) -> list[Final]:
+        """Run over a source that ends (a recording), in this thread, as the worker would: every block,
+        then the open utterance's final. For measuring dictation on recordings."""
+        while (block := self.source.read(timeout=0.0)) is not None:
+            self._consume(block)
+        for segment in self.vad.flush():
+            self._final(segment)
+        return self.finals
 
     @property
     def running(self) -> bool:
@@ -203,16 +237,38 @@ class DictationEngine:
         if not self.vad.in_speech:
             self._last_partial_at = self._samples
         elif candidate is not None:
-            key = (candidate.start, len(candidate.audio))
+            given = self._given_for(candidate)
+            key = (candidate.start, len(candidate.audio), tuple(given))
             if self._speculative is None or self._speculative[0] != key:
-                self._speculative = (key, self.transcriber.transcribe_segment(candidate, word_timestamps=True))
+                self._speculative = (key, self.transcriber.transcribe_segment(candidate, word_timestamps=True,
+                                                                               given=given))
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
               and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
               and self.source.backlog_seconds() <= o.max_backlog_s):
             self._last_partial_at = self._samples
-            t0 = time.monotonic()
-            result = self.transcriber.transcribe_segment(self.vad.current(), beam=o.partial_beam)
-            self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
+            self._partial(self.vad.current())
+
+    def _partial(self, segment: SpeechSegment) -> None:
+        t0 = time.monotonic()
+        result = self.transcriber.transcribe_segment(segment, beam=self.options.partial_beam,
+                                                     given=self._given_for(segment))
+        self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
+        if not self.options.keep_agreed:
+            return
+        previous, self._previous_partial = self._previous_partial, (segment.start, result.tokens)
+        if previous is not None and previous[0] == segment.start:
+            agreed = agreed_tokens(previous[1], result.tokens, self._starts_word)
+            if len(agreed) > len(self._agreed):
+                self._agreed, self._agreed_in = agreed, (segment.start, segment.end)
+
+    def _starts_word(self, token: int) -> bool:
+        return self.transcriber.llm.piece(token).startswith(b" ")
+
+    def _given_for(self, segment: SpeechSegment) -> list[int]:
+        """The agreed tokens, when they were heard in this segment's audio (a segment that the VAD split
+        off a long utterance may end before some of them)."""
+        start, end = self._agreed_in
+        return self._agreed if segment.start == start and segment.end >= end else []
 
     def _arrival_time(self, sample: int) -> float:
         for count, when in self._arrivals:
@@ -222,10 +278,12 @@ class DictationEngine:
 
     def _final(self, segment: SpeechSegment) -> None:
         speculative, self._speculative = self._speculative, None
-        if speculative is not None and speculative[0] == (segment.start, len(segment.audio)):
+        given = self._given_for(segment)
+        self._agreed, self._agreed_in, self._previous_partial = [], (-1, 0), None  # the utterance ends here
+        if speculative is not None and speculative[0] == (segment.start, len(segment.audio), tuple(given)):
             result = speculative[1]  # the same audio, decoded while the hang-over ran out
         else:
-            result = self.transcriber.transcribe_segment(segment, word_timestamps=True)
+            result = self.transcriber.transcribe_segment(segment, word_timestamps=True, given=given)
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3

@@ -118,11 +118,12 @@ class Transcriber:
         if self.ctc is not None and self._spelled_words() != words:
             self.ctc = self._ctc_head()
 
-    def request(self, key: Hashable, segment: SpeechSegment, beam: int = 0) -> Request:
+    def request(self, key: Hashable, segment: SpeechSegment, beam: int = 0, given: Sequence[int] = ()) -> Request:
         """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it.
-        `beam`: hypotheses kept (0: the LLM's beam size)."""
+        `beam`: hypotheses kept (0: the LLM's beam size); `given`: tokens its transcript begins with."""
         speech = self.encoder(segment.framed())
-        return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech), beam)
+        return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech), beam,
+                       tuple(given))
 
     def scorer(self, speech: np.ndarray) -> CtcPrefixScorer | None:
         """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
@@ -144,19 +145,20 @@ class Transcriber:
         return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
 
     def decode(self, segments: Iterable[tuple[Hashable, SpeechSegment]], word_timestamps: bool = False,
-               beam: int = 0) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
+               beam: int = 0, given: Sequence[int] = ()) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
         """The one decoding path: (key, segment) pairs in, each one's tokens as they settle and then its
         Segment result, up to the LLM's n_parallel segments in flight. A segment is encoded only when a
         seat is free for it, so memory stays bounded however many come. Files, dictation, `eval` and the
         benchmarks all decode through here. With `word_timestamps`, each Segment carries its timed words
-        (3 ms for a 3 s segment, 12 ms for 20 s on 2 cores: not spent where nobody reads them)."""
+        (3 ms for a 3 s segment, 12 ms for 20 s on 2 cores: not spent where nobody reads them). `given`:
+        tokens every transcript begins with, not searched (dictation's agreed words)."""
         started: dict[Hashable, tuple[SpeechSegment, Request, float, float]] = {}  # encode ms, admitted at
         first_token: dict[Hashable, float] = {}
 
         def requests() -> Iterator[Request]:
             for key, segment in segments:
                 t0 = time.perf_counter()
-                request = self.request(key, segment, beam)
+                request = self.request(key, segment, beam, given)
                 t1 = time.perf_counter()
                 started[key] = (segment, request, (t1 - t0) * 1e3, t1)
                 yield request
@@ -174,9 +176,10 @@ class Transcriber:
             yield key, self.segment_result(segment, event.tokens, timing, request if word_timestamps else None)
 
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None,
-                           word_timestamps: bool = False, beam: int = 0) -> Segment:
-        """One segment on its own (live dictation); `beam` 1 for a quick greedy look (0: the LLM's beam)."""
-        for _, event in self.decode([(None, segment)], word_timestamps, beam):
+                           word_timestamps: bool = False, beam: int = 0, given: Sequence[int] = ()) -> Segment:
+        """One segment on its own (live dictation); `beam` 1 for a quick greedy look (0: the LLM's beam);
+        `given`: tokens its transcript begins with."""
+        for _, event in self.decode([(None, segment)], word_timestamps, beam, given):
             if isinstance(event, Segment):
                 return event
             if on_token is not None and event.text:

@@ -2,7 +2,8 @@
 
     python -m voxprompt.models.evaluate --data data/ [--model DIR] [--splits heldout real_dev] [--limit 200] [--beam 4] [--whisper]
 
-Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would. Text goes
+Each clip goes through the whole runtime (VAD, encoder.onnx, llama.cpp), as a file would (or, with
+`--dictation`, as live dictation would: partial decodes while it plays, then a final). Text goes
 through Whisper's English normaliser before scoring; a clip whose reference normalises to nothing (a
 "<beep>" annotation) is not scored. Hypotheses are written to <data>/eval-<split>.jsonl.
 """
@@ -117,6 +118,46 @@ def transcribe_clips(transcriber, clips) -> list[str]:
     return [" ".join(texts.get(source.name, [])) for source in sources]
 
 
+class ReplayedSpeech:
+    """A recording played to the dictation engine as a microphone would deliver it, in 20 ms blocks, on
+    a virtual clock: the audio arrives in real time, and the time the engine spends decoding passes on
+    the clock, so the backlog (and which partials are skipped for it) is the live one, without waiting."""
+
+    BLOCK = SAMPLE_RATE // 50
+
+    def __init__(self, audio: np.ndarray):
+        self.audio, self.at, self.clock = audio, 0, 0.0
+        self._returned: float | None = None
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        now = time.perf_counter()
+        if self._returned is not None:
+            self.clock += now - self._returned  # the engine was busy since the last block
+        if self.at >= len(self.audio):
+            return None
+        self.at += self.BLOCK
+        self.clock = max(self.clock, self.at / SAMPLE_RATE)  # idle until this block arrives
+        self._returned = time.perf_counter()
+        return self.audio[self.at - self.BLOCK: self.at]
+
+    def backlog_seconds(self) -> float:
+        return max(0.0, self.clock - self.at / SAMPLE_RATE)
+
+
+def dictate_clips(transcriber, clips, options=None) -> list[str]:
+    """Each clip's transcript as live dictation gives it (partials, agreed words, finals), the clip
+    framed by the quiet a speaker leaves around a sentence (0.5 s before, 1 s after)."""
+    from voxprompt.dictation import DictationEngine, DictationOptions
+
+    texts = []
+    for clip in clips:
+        audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), clip.audio, np.zeros(SAMPLE_RATE, np.float32)])
+        source = ReplayedSpeech(audio)
+        engine = DictationEngine(transcriber, source, lambda event: None, options or DictationOptions())
+        texts.append(" ".join(f.text for f in engine.replay() if f.text))
+    return texts
+
+
 def whisper_model(name: str = "tiny.en"):
     """faster-whisper on an installed Whisper checkpoint (int8, CPU). CTranslate2 reads config, tokenizer
     and vocabulary beside model.bin; Whisper base's model.bin is joined in the cache, so they are linked there."""
@@ -167,11 +208,13 @@ def whisper_clips(clips, cache: Path | None = None) -> list[str]:
 
 
 def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,
-             beam_size: int = LlmOptions.beam_size, log=print) -> list[dict]:
+             beam_size: int = LlmOptions.beam_size, log=print, dictation=None) -> list[dict]:
+    """`dictation`: DictationOptions to replay the clips through live dictation with (None: as files)."""
     from voxprompt.models.dataset import read_split
     from voxprompt.transcriber import Transcriber
 
-    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size, n_parallel=FILE_PARALLEL))
+    parallel = 1 if dictation is not None else FILE_PARALLEL  # as `voxprompt dictate` / `transcribe` open it
+    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size, n_parallel=parallel))
     rows = []
     for split in splits:
         clips = list(read_split(data, split))[skip:skip + limit]
@@ -179,7 +222,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             raise SystemExit(f"voxprompt.models.evaluate: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
         t0 = time.perf_counter()
-        hyps = transcribe_clips(transcriber, clips)
+        hyps = transcribe_clips(transcriber, clips) if dictation is None else dictate_clips(transcriber, clips, dictation)
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
@@ -194,7 +237,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             ours, theirs = grouped(hyps), grouped(whisper) if whisper is not None else {}
             row[key] = {g: [n, round(w, 4), round(theirs[g][1], 4) if g in theirs else None]
                         for g, (n, w) in ours.items()}
-        with open(data / f"eval-{split}.jsonl", "w") as f:
+        with open(data / f"eval-{split}{'-dictation' if dictation is not None else ''}.jsonl", "w") as f:
             for c, h, w in zip(clips, hyps, whisper or [None] * len(clips)):
                 f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
         log(json.dumps(row))
@@ -213,12 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", type=int, default=0, help="start after this many clips (a tuning slice apart from the scored one)")
     parser.add_argument("--beam", type=int, default=LlmOptions.beam_size, help="hypotheses kept per segment (1: greedy)")
     parser.add_argument("--whisper", action="store_true", help="also score faster-whisper tiny.en (greedy)")
+    parser.add_argument("--dictation", choices=["agreed", "whole"],
+                        help="replay each clip through live dictation instead (partials, then a final): 'agreed' "
+                             "gives the final the words partials agreed on (the default), 'whole' decodes it all")
     args = parser.parse_args(argv)
     if args.model is None:
         from voxprompt.export.default_model import ensure_default_model
 
         args.model = ensure_default_model()
-    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam)
+    dictation = None
+    if args.dictation:
+        from voxprompt.dictation import DictationOptions
+
+        dictation = DictationOptions() if args.dictation == "agreed" else DictationOptions(keep_agreed=False)
+    rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam,
+                    dictation=dictation)
     print("\n| split | clips | audio s | voxprompt WER (95 %) | Whisper tiny.en WER (95 %) | voxprompt RTF |"
           "\n|---|---|---|---|---|---|")
     for r in rows:

@@ -40,14 +40,31 @@ def run(search: BeamSearch, llm) -> list[int]:
     return search.result().tokens
 
 
-def search(beam: int, ctc: CtcPrefixScorer | None = None, max_new: int = 10) -> BeamSearch:
-    return BeamSearch(list(range(beam)), ctc, lambda t: t == STOP, RepetitionGuard(), max_new)
+def search(beam: int, ctc: CtcPrefixScorer | None = None, max_new: int = 10, given=()) -> BeamSearch:
+    return BeamSearch(list(range(beam)), ctc, lambda t: t == STOP, RepetitionGuard(), max_new, given)
 
 
 def test_beam_one_is_greedy_and_a_wider_beam_finds_the_likelier_transcript():
     llm = toy_llm(GARDEN_PATH)
     assert run(search(1), llm) == [1, 3]
     assert run(search(2), llm) == [2, 5]
+
+
+def test_given_tokens_are_kept_and_the_search_goes_on_from_them():
+    llm = toy_llm(GARDEN_PATH)
+    assert run(search(2, given=[1]), llm) in ([1, 3], [1, 4])  # the beam alone would take 2, 5
+    assert run(search(2, given=[2, 5]), llm) == [2, 5]
+
+
+def test_given_tokens_carry_their_exact_ctc_state():
+    class_of = np.arange(VOCAB)
+    frames = np.log(np.random.default_rng(0).dirichlet(np.ones(VOCAB), size=12))
+    ctc = CtcPrefixScorer.from_log_probs(frames, class_of, weight=0.5, candidates=4, floor=-50)
+    searched = ctc.initial()
+    for token in (3, 3, 5):
+        searched = ctc.extend(searched, np.array([token]))[0]
+    given = search(1, ctc, given=[3, 3, 5]).live[0].ctc
+    assert given.psi == pytest.approx(searched.psi) and np.allclose(given.r_b, searched.r_b)
 
 
 def test_the_token_bound_ends_every_hypothesis():
@@ -106,6 +123,28 @@ def test_a_forked_seat_continues_exactly_as_its_source(two_seats, recording_audi
     finally:
         llm.release(0)
         llm.release(1)
+
+
+def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, recording_audio):
+    """They ride in the prompt's batch: same positions, same cells, so the same next-token logits and
+    the same greedy transcript as when the search chose them itself."""
+    t = two_seats
+    segment = next(t.segments(iter([recording_audio])))
+    tokens = t.transcribe_segment(segment, beam=1).tokens
+    assert len(tokens) >= 6
+    speech = t.encoder(segment.framed())
+    llm = t.llm
+    try:
+        logits, pos = llm.prefill(0, speech)
+        for token in tokens[:4]:
+            logits = llm.step([(0, token, pos)])[0].copy()
+            pos += 1
+        llm.release(0)
+        at_once, pos_at_once = llm.prefill(0, speech, tokens[:4])
+        assert pos_at_once == pos and np.abs(at_once - logits).max() < 0.1
+    finally:
+        llm.release(0)
+    assert t.transcribe_segment(segment, beam=1, given=tokens[:4]).tokens == tokens
 
 
 def test_a_beam_makes_fewer_word_errors_than_greedy_on_unseen_real_prompts(asterisk_transcripts, default_model_dir):
