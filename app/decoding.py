@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Hashable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from voxprompt.ctc import CtcPrefixScorer
@@ -60,9 +60,11 @@ class _Prompt:
     utf8: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
 
-def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tuple[Hashable, TokenPiece | Finished]]:
+def decode_many(llm: PromptDecoder, requests: Iterable[Request], keep_going: Callable[[], bool] | None = None
+                ) -> Iterator[tuple[Hashable, TokenPiece | Finished]]:
     """Transcript tokens for every request, as (key, TokenPiece) while decoding and (key, Finished) at
     the end. A beam streams the tokens all its hypotheses agree on (they are certain to stay).
+    `keep_going`, asked before every step: False abandons what is in flight (a preview no longer wanted).
 
     Requests are pulled lazily, only when seats are free, so a producer that encodes audio on demand
     keeps just the segments being decoded in memory. Events of different requests interleave; each
@@ -109,7 +111,7 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request]) -> Iterator[tup
                 active.append(prompt)
                 logits, prompt.pos = llm.prefill(seats[0], request.speech, request.given)
                 yield from settle(prompt, search.advance({seats[0]: logits}))
-            if not active:
+            if not active or (keep_going is not None and not keep_going()):
                 return
             # seats in increasing order (out of order, llama.cpp splits the batch)
             feeds = sorted((h.seat, h.tokens[-1], p.pos) for p in active for h in p.search.live)

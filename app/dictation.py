@@ -139,6 +139,7 @@ class DictationEngine:
         self._agreed: list[int] = []  # the open utterance's agreed tokens ...
         self._agreed_in: tuple[int, int] = (-1, 0)  # ... within this stretch of it: (start, end) samples
         self._previous_partial: tuple[int, list[int]] | None = None  # (segment start, tokens)
+        self._closed: list[SpeechSegment] = []  # closed by the VAD, awaiting their finals
         self._last_level_at = 0
         self._draining = False
         self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
@@ -163,10 +164,11 @@ class DictationEngine:
 
     def replay(self) -> list[Final]:
         """Run over a source that ends (a recording), in this thread, as the worker would: every block,
-        then the open utterance's final. For measuring dictation on recordings."""
-        while (block := self.source.read(timeout=0.0)) is not None:
+        then the open utterance's final. For measuring dictation on recordings: the source's read()
+        returns None only at its end."""
+        while (block := self.source.read(timeout=1.0)) is not None:
             self._consume(block)
-        for segment in self.vad.flush():
+        for segment in self._closing():
             self._final(segment)
         return self.finals
 
@@ -194,10 +196,10 @@ class DictationEngine:
                     continue
                 self._consume(block)
             self._drain()
-            for segment in self.vad.flush():
+            for segment in self._closing():
                 self._final(segment)
         except Exception as exc:  # a vanished device, a decode error: say it, keep what we have
-            for segment in self.vad.flush():
+            for segment in self._closing():
                 try:
                     self._final(segment)
                 except Exception:
@@ -205,6 +207,11 @@ class DictationEngine:
             self.on_event(Failed(str(exc)))
         finally:
             self.on_event(Stopped())
+
+    def _closing(self) -> list[SpeechSegment]:
+        """At the end: segments closed but not yet decoded, and the open one."""
+        segments, self._closed = [*self._closed, *self.vad.flush()], []
+        return segments
 
     def _drain(self) -> None:
         """At stop: the audio already captured goes through the VAD (no partials), so the words spoken just
@@ -219,18 +226,33 @@ class DictationEngine:
                 self._consume(block)
 
     def _consume(self, block: np.ndarray) -> None:
-        now = time.monotonic()
+        self._ingest(block)
+        self._react()
+
+    def _ingest(self, block: np.ndarray) -> None:
+        """A block through the VAD (no decoding): segments it closes wait in `_closed` for their finals."""
         self._samples += len(block)
-        self._arrivals.append((self._samples, now))
+        # when it arrived: the audio queued behind it came after it (the worker may have been decoding)
+        self._arrivals.append((self._samples, time.monotonic() - self.source.backlog_seconds()))
         if len(self._arrivals) > 4000:
             self._arrivals = self._arrivals[-2000:]
-        o = self.options
-        if self._samples - self._last_level_at >= o.level_every_s * SAMPLE_RATE:
+        if self._samples - self._last_level_at >= self.options.level_every_s * SAMPLE_RATE:
             self._last_level_at = self._samples
             rms = float(np.sqrt(np.mean(block**2)) + 1e-9)
             self.on_event(Level(20 * float(np.log10(rms)), self.vad.in_speech))
-        for segment in self.vad.push(block):
-            self._final(segment)
+        self._closed.extend(self.vad.push(block))
+
+    def _take_arrived(self) -> None:
+        """Between decoding steps: the audio that arrived meanwhile goes through the VAD."""
+        while not self.paused.is_set() and (block := self.source.read(timeout=0.0)) is not None:
+            if len(block):
+                self._ingest(block)
+
+    def _react(self) -> None:
+        """Finals for closed segments; then the open one's closing candidate, or a partial."""
+        o = self.options
+        while self._closed:
+            self._final(self._closed.pop(0))
         if self._draining:
             return  # stopping: finals only
         candidate = self.vad.closing_candidate()
@@ -240,18 +262,39 @@ class DictationEngine:
             given = self._given_for(candidate)
             key = (candidate.start, len(candidate.audio), tuple(given))
             if self._speculative is None or self._speculative[0] != key:
-                self._speculative = (key, self.transcriber.transcribe_segment(candidate, word_timestamps=True,
-                                                                               given=given))
+                result = self.transcriber.transcribe_segment(candidate, word_timestamps=True, given=given,
+                                                             keep_going=self._candidate_holds(candidate))
+                self._speculative = (key, result) if result is not None else None
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
               and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
               and self.source.backlog_seconds() <= o.max_backlog_s):
             self._last_partial_at = self._samples
             self._partial(self.vad.current())
+        while self._closed:
+            self._final(self._closed.pop(0))
+
+    def _candidate_holds(self, candidate: SpeechSegment) -> Callable[[], bool]:
+        """While a closing candidate decodes: go on unless the speaker resumed (the candidate changed)."""
+        def keep_going() -> bool:
+            self._take_arrived()
+            if self._closed or self._stop.is_set():
+                return True  # it closed as the candidate (or a later one did): the final wants it
+            now = self.vad.closing_candidate()
+            return now is not None and (now.start, len(now.audio)) == (candidate.start, len(candidate.audio))
+        return keep_going
+
+    def _partial_wanted(self) -> bool:
+        """While a partial decodes: stop it once the speaker has paused (the final wants the decoder) or
+        dictation stops."""
+        self._take_arrived()
+        return not (self._stop.is_set() or self._closed or self.vad.closing_candidate() is not None)
 
     def _partial(self, segment: SpeechSegment) -> None:
         t0 = time.monotonic()
         result = self.transcriber.transcribe_segment(segment, beam=self.options.partial_beam,
-                                                     given=self._given_for(segment))
+                                                     given=self._given_for(segment), keep_going=self._partial_wanted)
+        if result is None:
+            return
         self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
         if not self.options.keep_agreed:
             return

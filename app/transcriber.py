@@ -145,13 +145,15 @@ class Transcriber:
         return f"encoder: ONNX Runtime on {self.encoder.device.upper()}; LLM: llama.cpp on {llm}"
 
     def decode(self, segments: Iterable[tuple[Hashable, SpeechSegment]], word_timestamps: bool = False,
-               beam: int = 0, given: Sequence[int] = ()) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
+               beam: int = 0, given: Sequence[int] = (), keep_going: Callable[[], bool] | None = None
+               ) -> Iterator[tuple[Hashable, TokenPiece | Segment]]:
         """The one decoding path: (key, segment) pairs in, each one's tokens as they settle and then its
         Segment result, up to the LLM's n_parallel segments in flight. A segment is encoded only when a
         seat is free for it, so memory stays bounded however many come. Files, dictation, `eval` and the
         benchmarks all decode through here. With `word_timestamps`, each Segment carries its timed words
         (3 ms for a 3 s segment, 12 ms for 20 s on 2 cores: not spent where nobody reads them). `given`:
-        tokens every transcript begins with, not searched (dictation's agreed words)."""
+        tokens every transcript begins with, not searched (dictation's agreed words); `keep_going`, asked
+        before every decoding step: False ends the decoding there, without results."""
         started: dict[Hashable, tuple[SpeechSegment, Request, float, float]] = {}  # encode ms, admitted at
         first_token: dict[Hashable, float] = {}
 
@@ -163,7 +165,7 @@ class Transcriber:
                 started[key] = (segment, request, (t1 - t0) * 1e3, t1)
                 yield request
 
-        for key, event in decode_many(self.llm, requests()):
+        for key, event in decode_many(self.llm, requests(), keep_going):
             now = time.perf_counter()
             if isinstance(event, TokenPiece):
                 first_token.setdefault(key, now)
@@ -176,14 +178,17 @@ class Transcriber:
             yield key, self.segment_result(segment, event.tokens, timing, request if word_timestamps else None)
 
     def transcribe_segment(self, segment: SpeechSegment, on_token: TokenCallback | None = None,
-                           word_timestamps: bool = False, beam: int = 0, given: Sequence[int] = ()) -> Segment:
+                           word_timestamps: bool = False, beam: int = 0, given: Sequence[int] = (),
+                           keep_going: Callable[[], bool] | None = None) -> Segment | None:
         """One segment on its own (live dictation); `beam` 1 for a quick greedy look (0: the LLM's beam);
-        `given`: tokens its transcript begins with."""
-        for _, event in self.decode([(None, segment)], word_timestamps, beam, given):
+        `given`: tokens its transcript begins with; None when `keep_going` said stop."""
+        for _, event in self.decode([(None, segment)], word_timestamps, beam, given, keep_going):
             if isinstance(event, Segment):
                 return event
             if on_token is not None and event.text:
                 on_token(event.text)
+        if keep_going is not None:
+            return None
         raise RuntimeError("the decoder ended without a result")
 
     def segment_result(self, segment: SpeechSegment, tokens: list[int], timing: Timing,

@@ -138,9 +138,11 @@ class _Budget:
 
 
 def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base_id: str, minutes: float = 20.0,
-          threads: int = 0, seed: int = 0, log=print, projections: tuple[str, ...] = ADAPTED_PROJECTIONS) -> Path:
+          threads: int = 0, seed: int = 0, log=print, projections: tuple[str, ...] = ADAPTED_PROJECTIONS,
+          layers: int = 0) -> Path:
     """Make (or finish making) the adapter `name` in out_root/name; returns its folder. `projections`:
-    the LLM's LoRA projections that learn (each one adapted costs llama.cpp graph nodes per token)."""
+    the LLM's LoRA projections that learn, `layers`: in its last this many layers (0: all); each one
+    adapted costs llama.cpp graph nodes per token."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from voxprompt.ctc import spelled_words
@@ -163,7 +165,8 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
         **{k: (tuple(base[k]) if k == "lora_targets" else base[k]) for k in kept if k in base},
         splits="train", stage1_steps=0, stage2_steps=plan.steps(8), stage2_batch=8, bucket_window=0.1,
         stage2_lr=0.0, encoder_lr=0.0, ctc_weight=0.0, lora_lr=2e-4, warmup=10, eval_every=10**9,
-        checkpoint_every=20, init_from=str(TRAINED_DIR), seed=seed, threads=threads, lora_trained=tuple(projections))
+        checkpoint_every=20, init_from=str(TRAINED_DIR), seed=seed, threads=threads, lora_trained=tuple(projections),
+        lora_layers=layers)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("speaking", total=len(plan.spoken))

@@ -121,7 +121,8 @@ def transcribe_clips(transcriber, clips) -> list[str]:
 class ReplayedSpeech:
     """A recording played to the dictation engine as a microphone would deliver it, in 20 ms blocks, on
     a virtual clock: the audio arrives in real time, and the time the engine spends decoding passes on
-    the clock, so the backlog (and which partials are skipped for it) is the live one, without waiting."""
+    the clock, so the backlog (and which partials are skipped or cut short for it) is the live one,
+    without waiting. `read` returns None only at the end (a block comes every 20 ms)."""
 
     BLOCK = SAMPLE_RATE // 50
 
@@ -130,14 +131,19 @@ class ReplayedSpeech:
         self._returned: float | None = None
 
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        """The next block once it has arrived, waiting (on the clock) up to `timeout`; None at the end."""
         now = time.perf_counter()
         if self._returned is not None:
-            self.clock += now - self._returned  # the engine was busy since the last block
+            self.clock += now - self._returned  # the engine was busy since the last call
+        self._returned = now
         if self.at >= len(self.audio):
             return None
+        arrival = (self.at + self.BLOCK) / SAMPLE_RATE
+        if arrival > self.clock + timeout:
+            self.clock += timeout
+            return None
+        self.clock = max(self.clock, arrival)  # idle until it arrives
         self.at += self.BLOCK
-        self.clock = max(self.clock, self.at / SAMPLE_RATE)  # idle until this block arrives
-        self._returned = time.perf_counter()
         return self.audio[self.at - self.BLOCK: self.at]
 
     def backlog_seconds(self) -> float:

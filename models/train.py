@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     lora_trained: tuple[str, ...] = ()  # of lora_targets, those that learn (the rest stay as loaded); (): all
+    lora_layers: int = 0  # > 0: only the LLM's last this many layers' LoRA learns (the rest stay as loaded)
     warmup: int = 100
     eval_every: int = 500
     eval_size: int = 100
@@ -400,6 +402,14 @@ def widened_projector_state(old: dict[str, torch.Tensor], d_in: int) -> dict[str
     return new
 
 
+def lora_learns(name: str, config: TrainConfig, n_layers: int) -> bool:
+    """Whether a LoRA weight (by its PyTorch name) learns: of the projections `lora_trained` names (all
+    when none), in the last `lora_layers` layers (all when 0)."""
+    layer = re.search(r"\.layers\.(\d+)\.", name)
+    return ((not config.lora_trained or any(f".{t}." in name for t in config.lora_trained))
+            and (not config.lora_layers or (layer is not None and int(layer[1]) >= n_layers - config.lora_layers)))
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, data: Path, out: Path, log=print):
         self.config, self.data, self.out, self.log = config, data, out, log
@@ -616,8 +626,8 @@ class Trainer:
         lora_state = state["lora"] if state and "lora" in state else self.initial_lora
         if lora_state:
             self.llm.load_state_dict(lora_state, strict=False)
-        # an adapter that changes few projections costs llama.cpp fewer graph nodes (lora_trained)
-        learns = lambda n: not c.lora_trained or any(f".{t}." in n for t in c.lora_trained)
+        # an adapter that changes few projections costs llama.cpp fewer graph nodes (lora_trained, lora_layers)
+        learns = lambda n: lora_learns(n, c, self.llm.config.num_hidden_layers)  # noqa: E731
         lora_params = []
         for n, p in self.llm.named_parameters():
             if "lora_" in n:

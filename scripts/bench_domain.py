@@ -2,7 +2,7 @@
 """Domain vocabulary: a text-only adapter and a context prompt against Whisper's hotwords and initial prompt.
 
     python scripts/bench_domain.py [--terms 40] [--minutes 20] [--general-data data] [--work bench-domain]
-                                   [--projections q_proj,v_proj]
+                                   [--projections q_proj,v_proj] [--layers 8]
 
 The domain is medicine: `--terms` words drawn (seeded) from Debian's `hunspell-en-med` word list, 8-14
 letters, none in the general English list (`wamerican`). Training text: each term in sentences made from
@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--projections", default="",
                         help="comma-separated LoRA projections the adapter trains (default: all); "
                              "its adapter and rows are named after them")
+    parser.add_argument("--layers", type=int, default=0,
+                        help="the adapter trains LoRA in the LLM's last this many layers only (default: all); "
+                             "its adapter and rows are named after them")
     args = parser.parse_args()
 
     from voxprompt.adapters import resolve_adapter
@@ -96,11 +99,12 @@ def main() -> None:
     manifest = load_manifest(model_dir, verify=False)
     adapters = work / "adapters"
     projections = tuple(p for p in args.projections.split(",") if p)
-    tag = f" [{'+'.join(projections)}]" if projections else ""
-    folder = adapters / ("medical" + "-".join(("",) + projections))
+    chosen = projections + ((f"last {args.layers} layers",) if args.layers else ())
+    tag = f" [{'+'.join(chosen)}]" if chosen else ""
+    folder = adapters / ("medical" + "-".join(("",) + projections + ((f"last{args.layers}",) if args.layers else ())))
     if not (folder / "adapter.json").exists():
         adapt(folder.name, work / "domain.txt", None, adapters, manifest.adapter_base_id, minutes=args.minutes,
-              projections=projections)
+              projections=projections, layers=args.layers)
     adapter = resolve_adapter(str(folder), manifest)
     info = json.loads((folder / "adapter.json").read_text())
 

@@ -117,3 +117,16 @@ def test_adapt_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatc
     result = run_voxprompt("adapt", *args, timeout=60)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_an_adapter_may_learn_only_some_projections_in_the_last_layers():
+    """Each adapted projection costs llama.cpp graph nodes per token; these choose which learn."""
+    from voxprompt.models.train import TrainConfig, lora_learns
+
+    name = "base_model.model.model.layers.{}.self_attn.{}.lora_A.default.weight"
+    everything = TrainConfig()
+    assert all(lora_learns(name.format(i, "q_proj"), everything, 30) for i in range(30))
+    last = TrainConfig(lora_layers=8, lora_trained=("q_proj", "v_proj"))
+    assert [i for i in range(30) if lora_learns(name.format(i, "q_proj"), last, 30)] == list(range(22, 30))
+    assert not lora_learns(name.format(29, "o_proj"), last, 30)
+    assert not lora_learns(name.format(29, "k_proj"), last, 30)  # ".k_proj." is not ".q_proj."

@@ -58,7 +58,8 @@ def test_the_final_begins_with_what_two_partials_agreed_on(dictation_transcriber
 
     def spy(segment, *args, **kwargs):
         result = decode(segment, *args, **kwargs)
-        calls.append((list(kwargs.get("given", ())), result.tokens))
+        if result is not None:  # a partial cut short when the speaker paused gives none
+            calls.append((list(kwargs.get("given", ())), result.tokens))
         return result
 
     t.transcribe_segment = spy

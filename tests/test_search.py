@@ -147,6 +147,16 @@ def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, recording_aud
     assert t.transcribe_segment(segment, beam=1, given=tokens[:4]).tokens == tokens
 
 
+def test_a_decoding_told_to_stop_gives_nothing_and_frees_its_seats(two_seats, recording_audio):
+    t = two_seats
+    segment = next(t.segments(iter([recording_audio])))
+    whole = t.transcribe_segment(segment)
+    steps = []
+    assert t.transcribe_segment(segment, keep_going=lambda: steps.append(1) or len(steps) < 3) is None
+    assert len(steps) == 3
+    assert t.transcribe_segment(segment).tokens == whole.tokens  # the seats came back empty
+
+
 def test_a_beam_makes_fewer_word_errors_than_greedy_on_unseen_real_prompts(asterisk_transcripts, default_model_dir):
     from voxprompt.models.dataset import is_real_dev
 
