@@ -2,7 +2,7 @@
 """Dictation latency through a real audio stack: utterances (2-8 s real recordings) are played into a
 PulseAudio null sink and recorded by PortAudio, as from a microphone.
 
-    python scripts/bench_dictation.py [--utterances 12] [--model DIR] [--beam 4] [--loads idle core transcribe]
+    python scripts/bench_dictation.py [--utterances 12] [--model DIR] [--beam 4] [--threads 0] [--loads idle core transcribe]
 
 Each load is a row: `idle`; `core`, one CPU core kept busy by another process; `transcribe`, a
 `voxprompt transcribe` of a long recording running beside dictation on the same cores. Prints a table:
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=12)
     parser.add_argument("--model", type=Path)
     parser.add_argument("--beam", type=int, default=4, help="hypotheses kept per segment (1: greedy)")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per physical core)")
     parser.add_argument("--loads", nargs="+", default=["idle", "core", "transcribe"],
                         choices=["idle", "core", "transcribe"])
     args = parser.parse_args()
@@ -89,7 +90,7 @@ def main() -> None:
     from voxprompt.transcriber import Transcriber
 
     transcriber = Transcriber(args.model or ensure_default_model(log=lambda *_: None),
-                              llm_options=LlmOptions(beam_size=args.beam))
+                              llm_options=LlmOptions(beam_size=args.beam, n_threads=args.threads))
     events = []
     lock = threading.Lock()
 
