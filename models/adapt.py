@@ -209,6 +209,7 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
     AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), vocabulary=vocabulary,
                 minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
-                            "steps": str(history[-1]["step"])}).write(folder)
+                            "steps": str(history[-1]["step"]), "layers": str(layers or "all"),
+                            "projections": ",".join(projections) or "all"}).write(folder)
     shutil.rmtree(work, ignore_errors=True)  # spoken shards, frames, checkpoint: hundreds of MB, done with
     return folder

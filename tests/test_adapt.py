@@ -109,6 +109,7 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     (["--out", "med"], "give --text FILE"),
     (["--text", "/nonexistent.txt", "--out", "med"], "--text /nonexistent.txt: no such file"),
     (["--terms", __file__, "--out", "../med"], "an adapter's name is letters"),
+    (["--terms", __file__, "--out", "med", "--layers", "-2"], "--layers -2: give how many"),
 ])
 def test_adapt_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatch):
     from conftest import run_voxprompt
