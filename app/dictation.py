@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union
 import numpy as np
 
 from voxprompt.audio import SAMPLE_RATE
+from voxprompt.cores import OtherLoad
 from voxprompt.journal import Journal
+from voxprompt.llm import physical_cores
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 from voxprompt.words import Word
@@ -99,6 +101,8 @@ class DictationOptions:
     partial_beam: int = 4  # partials are searched as finals are: the words two of them agree on are kept, and
     # greedy partials agree on errors the final's beam would fix (given words, they cost what greedy ones did)
     keep_agreed: bool = True  # words two partials agree on are given to the next decodes, not searched again
+    share_cores: bool = True  # with llama.cpp's threads left to choose (n_threads 0): one fewer per core
+    # other processes keep busy (2 cores, one busy: a final 1173 ms with 1 thread, 1333 ms with 2)
 
 
 def agreed_tokens(previous: Sequence[int], latest: Sequence[int], starts_word: Callable[[int], bool]) -> list[int]:
@@ -140,6 +144,7 @@ class DictationEngine:
         self._agreed_in: tuple[int, int] = (-1, 0)  # ... within this stretch of it: (start, end) samples
         self._previous_partial: tuple[int, list[int]] | None = None  # (segment start, tokens)
         self._closed: list[SpeechSegment] = []  # closed by the VAD, awaiting their finals
+        self._other_load = OtherLoad() if options.share_cores and transcriber.llm.options.n_threads == 0 else None
         self._last_level_at = 0
         self._draining = False
         self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
@@ -262,7 +267,7 @@ class DictationEngine:
             given = self._given_for(candidate)
             key = (candidate.start, len(candidate.audio), tuple(given))
             if self._speculative is None or self._speculative[0] != key:
-                result = self.transcriber.transcribe_segment(candidate, word_timestamps=True, given=given,
+                result = self._decode(candidate, word_timestamps=True, given=given,
                                                              keep_going=self._candidate_holds(candidate))
                 self._speculative = (key, result) if result is not None else None
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
@@ -291,7 +296,7 @@ class DictationEngine:
 
     def _partial(self, segment: SpeechSegment) -> None:
         t0 = time.monotonic()
-        result = self.transcriber.transcribe_segment(segment, beam=self.options.partial_beam,
+        result = self._decode(segment, beam=self.options.partial_beam,
                                                      given=self._given_for(segment), keep_going=self._partial_wanted)
         if result is None:
             return
@@ -303,6 +308,12 @@ class DictationEngine:
             agreed = agreed_tokens(previous[1], result.tokens, self._starts_word)
             if len(agreed) > len(self._agreed):
                 self._agreed, self._agreed_in = agreed, (segment.start, segment.end)
+
+    def _decode(self, segment: SpeechSegment, **options) -> Segment | None:
+        """Transcriber.transcribe_segment, with llama.cpp's threads fitted to the cores others leave."""
+        if self._other_load is not None:
+            self.transcriber.llm.set_threads(max(1, physical_cores() - round(self._other_load.cores())))
+        return self.transcriber.transcribe_segment(segment, **options)
 
     def _starts_word(self, token: int) -> bool:
         return self.transcriber.llm.piece(token).startswith(b" ")
@@ -326,7 +337,7 @@ class DictationEngine:
         if speculative is not None and speculative[0] == (segment.start, len(segment.audio), tuple(given)):
             result = speculative[1]  # the same audio, decoded while the hang-over ran out
         else:
-            result = self.transcriber.transcribe_segment(segment, word_timestamps=True, given=given)
+            result = self._decode(segment, word_timestamps=True, given=given)
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (time.monotonic() - self._arrival_time(speech_end)) * 1e3

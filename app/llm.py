@@ -166,6 +166,15 @@ class SpeechPromptLLM:
         if not self._ctx:
             raise ModelError(f"{gguf_path}: llama.cpp cannot make a context of {seats} x {cells} cells")
 
+    @property
+    def threads(self) -> int:
+        return int(self._lib.llama_n_threads(self._ctx))
+
+    def set_threads(self, n: int) -> None:
+        """Decode with n threads from the next batch on (the context keeps everything else)."""
+        if n != self.threads:
+            self._lib.llama_set_n_threads(self._ctx, n, n)
+
     def set_adapters(self, adapters: Sequence[tuple[str | Path, float]]) -> None:
         """Apply exactly these LoRA adapters at these scales, from the next prompt on. The base model
         stays loaded; an adapter file is read once and kept. The cached prefix was computed under the
