@@ -268,7 +268,7 @@ class DictationEngine:
             key = (candidate.start, len(candidate.audio), tuple(given))
             if self._speculative is None or self._speculative[0] != key:
                 result = self._decode(candidate, word_timestamps=True, given=given,
-                                                             keep_going=self._candidate_holds(candidate))
+                                      keep_going=self._candidate_holds(candidate))
                 self._speculative = (key, result) if result is not None else None
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
               and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
@@ -296,8 +296,8 @@ class DictationEngine:
 
     def _partial(self, segment: SpeechSegment) -> None:
         t0 = time.monotonic()
-        result = self._decode(segment, beam=self.options.partial_beam,
-                                                     given=self._given_for(segment), keep_going=self._partial_wanted)
+        result = self._decode(segment, beam=self.options.partial_beam, given=self._given_for(segment),
+                              keep_going=self._partial_wanted)
         if result is None:
             return
         self.on_event(Partial(result.text, result.start, result.end, (time.monotonic() - t0) * 1e3))
