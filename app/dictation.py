@@ -19,7 +19,6 @@ import numpy as np
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.cores import OtherLoad
 from voxprompt.journal import Journal
-from voxprompt.llm import physical_cores
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 from voxprompt.words import Word
@@ -145,6 +144,7 @@ class DictationEngine:
         self._previous_partial: tuple[int, list[int]] | None = None  # (segment start, tokens)
         self._closed: list[SpeechSegment] = []  # closed by the VAD, awaiting their finals
         self._other_load = OtherLoad() if options.share_cores and transcriber.llm.options.n_threads == 0 else None
+        self._all_threads = transcriber.llm.threads  # one per physical core: what a free machine gets
         self._last_level_at = 0
         self._draining = False
         self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
@@ -284,15 +284,14 @@ class DictationEngine:
             self._take_arrived()
             if self._closed or self._stop.is_set():
                 return True  # it closed as the candidate (or a later one did): the final wants it
-            now = self.vad.closing_candidate()
-            return now is not None and (now.start, len(now.audio)) == (candidate.start, len(candidate.audio))
+            return self.vad.candidate_end == candidate.end
         return keep_going
 
     def _partial_wanted(self) -> bool:
         """While a partial decodes: stop it once the speaker has paused (the final wants the decoder) or
         dictation stops."""
         self._take_arrived()
-        return not (self._stop.is_set() or self._closed or self.vad.closing_candidate() is not None)
+        return not (self._stop.is_set() or self._closed or self.vad.candidate_end is not None)
 
     def _partial(self, segment: SpeechSegment) -> None:
         t0 = time.monotonic()
@@ -312,7 +311,7 @@ class DictationEngine:
     def _decode(self, segment: SpeechSegment, **options) -> Segment | None:
         """Transcriber.transcribe_segment, with llama.cpp's threads fitted to the cores others leave."""
         if self._other_load is not None:
-            self.transcriber.llm.set_threads(max(1, physical_cores() - round(self._other_load.cores())))
+            self.transcriber.llm.set_threads(max(1, self._all_threads - round(self._other_load.cores())))
         return self.transcriber.transcribe_segment(segment, **options)
 
     def _starts_word(self, token: int) -> bool:

@@ -118,12 +118,19 @@ class VadSegmenter:
     def closing_candidate(self) -> SpeechSegment | None:
         """The segment exactly as it will close if no speech follows, once its kept tail has arrived:
         a dictation engine decodes it while the hang-over runs out, so the final is ready when it does."""
+        end = self.candidate_end
+        return None if end is None else self._segment((end - self._start_frame * self.frame) // self.frame)
+
+    @property
+    def candidate_end(self) -> int | None:
+        """Where the closing candidate ends (samples from the stream's start), without building it: None
+        while there is none. Cheap enough to ask between decoding steps."""
         if not self._frames or self._voiced < self._min_voiced:
             return None
         end = self._last_voiced + 1 + self._tail
         if len(self._frames) < end:
             return None
-        return self._segment(end)
+        return (self._start_frame + end) * self.frame
 
     def push(self, pcm: np.ndarray) -> list[SpeechSegment]:
         pcm = np.concatenate([self._pending, np.asarray(pcm, np.float32)])
