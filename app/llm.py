@@ -1,8 +1,9 @@
 """llama.cpp with speech vectors injected as prompt embeddings, streaming transcript tokens.
 
 One batch holds either token ids or embeddings, so a prompt is decoded in runs: the fixed prefix
-(once, kept in the KV cache), the speech vectors, the suffix tokens, then one token per step. This is
-the adapter below the decoding loop: decoding.py drives it (search.py chooses the tokens).
+(once, kept in the KV cache), the speech vectors with the suffix tokens' embedding rows beside them
+(token_rows.py; a separate run of tokens where the rows cannot be had exactly), then one token per
+step. This is the adapter below the decoding loop: decoding.py drives it (search.py chooses the tokens).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 from voxprompt.signals import register_callback
+from voxprompt.token_rows import TokenRows
 
 FILE_PARALLEL = 6  # segments in flight when transcribing files: one llama.cpp step advances them all
 # (on 2 cores 6 are as fast as 8, and 8 x 4 hypotheses take 50 MB more KV cells)
@@ -137,6 +139,11 @@ class SpeechPromptLLM:
         self._embd_batch = llama_cpp.llama_batch_init(self.n_batch, self.width, 1)
         self._token_batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._prefix_in_cache: set[int] = set()  # seats whose KV cells start with the prefix
+        try:
+            self._token_rows: TokenRows | None = TokenRows(gguf_path)
+        except (ValueError, KeyError, OSError):
+            self._token_rows = None  # a layout this reader does not know: tokens go in a run of their own
+        self._rows_exact = False
         self.set_adapters(adapters)
 
     def _load_model(self, gguf_path: Path, options: LlmOptions) -> None:
@@ -194,6 +201,22 @@ class SpeechPromptLLM:
                                        (ctypes.c_float * max(1, n))(*(float(scale) for _, scale in adapters))):
             raise ModelError(f"llama.cpp cannot apply the LoRA adapters {[str(p) for p, _ in adapters]}")
         self.reset()
+        self._rows_exact = self._token_rows is not None and self._rows_match_tokens()
+
+    def _rows_match_tokens(self) -> bool:
+        """Whether the suffix fed as embedding rows gives the logits its tokens give: some architectures
+        scale token embeddings inside the graph (Gemma), an adapter may change them."""
+        seat = 0
+        logits = []
+        for feed in (self._decode_tokens, self._decode_embeddings):
+            pos = self._start(seat)
+            try:
+                feed(self.suffix_ids if feed == self._decode_tokens else self._token_rows.rows(self.suffix_ids),
+                     pos, want_logits=True, seq=seat)
+                logits.append(self._logits().copy())
+            finally:
+                self.release(seat)
+        return bool(np.allclose(logits[0], logits[1], rtol=0.0, atol=1e-3))
 
     def close(self) -> None:
         lib = self._lib
@@ -303,16 +326,19 @@ class SpeechPromptLLM:
 
     def prefill(self, seat: int, speech: np.ndarray, given: Sequence[int] = ()) -> tuple[np.ndarray, int]:
         """Decode [prefix][speech][suffix][given transcript tokens] on a seat: the logits of the next token,
-        and its position. Given tokens ride in the suffix's batch (a few ms each, against ~20 for a step)."""
+        and its position. Given tokens ride with the suffix (a few ms each, against ~20 for a step)."""
         if speech.ndim != 2 or speech.shape[1] != self.width:
             raise ModelError(f"speech vectors are {speech.shape[-1]} wide, the LLM reads {self.width}; "
                              "the encoder and LLM come from different models")
         pos = self._start(seat)
-        self._decode_embeddings(speech, pos, want_logits=False, seq=seat)
-        pos += len(speech)
         tokens = self.suffix_ids + list(given)
-        self._decode_tokens(tokens, pos, want_logits=True, seq=seat)
-        return self._logits(), pos + len(tokens)
+        if self._rows_exact:  # one pass: the tokens as their embedding rows, after the speech
+            self._decode_embeddings(np.concatenate([speech, self._token_rows.rows(tokens)]), pos,
+                                    want_logits=True, seq=seat)
+        else:
+            self._decode_embeddings(speech, pos, want_logits=False, seq=seat)
+            self._decode_tokens(tokens, pos + len(speech), want_logits=True, seq=seat)
+        return self._logits(), pos + len(speech) + len(tokens)
 
     def step(self, feeds: list[tuple[int, int, int]]) -> list[np.ndarray]:
         """One token for each (seat, token, position) in one batch: the logits that follow each.

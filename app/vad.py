@@ -28,6 +28,9 @@ class VadOptions:
     # (20 s took 512: +190 MB for 32 seats).
     max_segment_s: float = 16.0
     split_window_s: float = 4.0  # the split goes at the quietest frame within this much of the limit
+    # A closing candidate (dictation) is offered after this much silence, zeros standing in for the rest of
+    # the tail; None: once the whole kept tail has arrived.
+    candidate_after_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class SpeechSegment:
     @property
     def end(self) -> int:
         return self.start + len(self.audio)
+
+    @property
+    def framed_end(self) -> int:
+        """Where the framed audio ends (the zeros asked for after it included), in stream samples."""
+        return self.end + self.pad_after
 
     @property
     def start_s(self) -> float:
@@ -87,6 +95,8 @@ class VadSegmenter:
         self._pre_roll = ms(options.pre_roll_ms)
         self._hangover = ms(options.hangover_ms)
         self._tail = ms(options.tail_ms)
+        after = options.tail_ms if options.candidate_after_ms is None else options.candidate_after_ms
+        self._candidate_after = min(self._tail, ms(after))
         self._min_voiced = ms(options.min_speech_ms)
         self._max_frames = int(options.max_segment_s * 1000) // options.frame_ms
         self._split_window = int(options.split_window_s * 1000) // options.frame_ms
@@ -116,21 +126,22 @@ class VadSegmenter:
         return (len(self._frames) - 1 - self._last_voiced) * self.options.frame_ms if self._frames else 0
 
     def closing_candidate(self) -> SpeechSegment | None:
-        """The segment exactly as it will close if no speech follows, once its kept tail has arrived:
-        a dictation engine decodes it while the hang-over runs out, so the final is ready when it does."""
-        end = self.candidate_end
-        return None if end is None else self._segment((end - self._start_frame * self.frame) // self.frame)
+        """The segment as it will close if no speech follows, once `candidate_after_ms` of silence has
+        arrived (zeros for the part of the kept tail still to come): a dictation engine decodes it while
+        the hang-over runs out, so the final is ready when it does. Its `framed_end` is `candidate_end`."""
+        if self.candidate_end is None:
+            return None
+        return self._segment(min(len(self._frames), self._last_voiced + 1 + self._tail))
 
     @property
     def candidate_end(self) -> int | None:
-        """Where the closing candidate ends (samples from the stream's start), without building it: None
-        while there is none. Cheap enough to ask between decoding steps."""
+        """Where the closing candidate's framed audio ends (samples from the stream's start), without
+        building it: None while there is none. Cheap enough to ask between decoding steps."""
         if not self._frames or self._voiced < self._min_voiced:
             return None
-        end = self._last_voiced + 1 + self._tail
-        if len(self._frames) < end:
+        if len(self._frames) - 1 - self._last_voiced < self._candidate_after:
             return None
-        return (self._start_frame + end) * self.frame
+        return (self._start_frame + self._last_voiced + 1 + self._tail) * self.frame
 
     def push(self, pcm: np.ndarray) -> list[SpeechSegment]:
         pcm = np.concatenate([self._pending, np.asarray(pcm, np.float32)])

@@ -149,19 +149,28 @@ class ReplayedSpeech:
     def backlog_seconds(self) -> float:
         return max(0.0, self.clock - self.at / SAMPLE_RATE)
 
+    def now(self) -> float:
+        """The virtual clock, the engine's time since its last read included: the engine's clock."""
+        return self.clock + (time.perf_counter() - self._returned if self._returned is not None else 0.0)
 
-def dictate_clips(transcriber, clips, options=None) -> list[str]:
+
+def dictate_clips(transcriber, clips, options=None) -> tuple[list[str], list[float]]:
     """Each clip's transcript as live dictation gives it (partials, agreed words, finals), the clip
-    framed by the quiet a speaker leaves around a sentence (0.5 s before, 1 s after)."""
+    framed by the quiet a speaker leaves around a sentence (0.5 s before, 1 s after); and every final's
+    latency (end of speech -> text, ms, on the replay's clock: what a live speaker on this machine waits,
+    the audio stack's own delay aside)."""
     from voxprompt.dictation import DictationEngine, DictationOptions
 
-    texts = []
+    texts, latencies = [], []
     for clip in clips:
         audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), clip.audio, np.zeros(SAMPLE_RATE, np.float32)])
         source = ReplayedSpeech(audio)
-        engine = DictationEngine(transcriber, source, lambda event: None, options or DictationOptions())
-        texts.append(" ".join(f.text for f in engine.replay() if f.text))
-    return texts
+        engine = DictationEngine(transcriber, source, lambda event: None, options or DictationOptions(),
+                                 clock=source.now)
+        finals = engine.replay()
+        texts.append(" ".join(f.text for f in finals if f.text))
+        latencies += [f.latency_ms for f in finals]
+    return texts, latencies
 
 
 def whisper_model(name: str = "tiny.en"):
@@ -228,11 +237,17 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             raise SystemExit(f"voxprompt.models.evaluate: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
         t0 = time.perf_counter()
-        hyps = transcribe_clips(transcriber, clips) if dictation is None else dictate_clips(transcriber, clips, dictation)
+        latencies = None
+        if dictation is None:
+            hyps = transcribe_clips(transcriber, clips)
+        else:
+            hyps, latencies = dictate_clips(transcriber, clips, dictation)
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
                "rtf": (time.perf_counter() - t0) / seconds}
+        if latencies:
+            row["final_latency_ms"] = [round(float(np.percentile(latencies, q))) for q in (50, 95)]
         whisper = whisper_clips(clips, data / f"whisper-tiny.en-{split}.json") if with_whisper else None
         if whisper is not None:
             row["whisper_tiny_en_wer"] = wer(refs, whisper)
@@ -285,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         low, high = r["wer_95"]
         print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} ({low:.3f}-{high:.3f}) | {whisper} "
               f"| {r['rtf']:.3f} |")
+    for r in rows:
+        if "final_latency_ms" in r:
+            print(f"{r['split']}: dictation's end of speech -> final, median {r['final_latency_ms'][0]} ms, "
+                  f"p95 {r['final_latency_ms'][1]} ms (on the replay's clock)")
     for key, title in (("by_voice", "voice"), ("by_length", "reference length")):
         print(f"\n| split | {title} | clips | voxprompt WER | Whisper tiny.en WER |\n|---|---|---|---|---|")
         for r in rows:

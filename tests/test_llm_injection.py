@@ -52,3 +52,45 @@ def test_streamed_pieces_spell_the_detokenised_text(llm, token_embeddings):
 def test_wrong_width_vectors_are_refused(llm):
     with pytest.raises(ModelError, match="576"):
         list(generate(llm, np.zeros((5, 384), np.float32), 4))
+
+
+@pytest.mark.parametrize("model", ["f16_model_dir", "default_model_dir"])
+def test_token_rows_are_read_from_the_gguf_as_its_reader_gives_them(model, request):
+    from gguf.quants import dequantize
+    from voxprompt.token_rows import TokenRows
+
+    path = request.getfixturevalue(model) / "llm.gguf"
+    tensor = next(t for t in gguf.GGUFReader(path).tensors if t.name == "token_embd.weight")
+    ids = [0, 17, 4096, 49151]
+    expected = dequantize(np.asarray(tensor.data[ids]), tensor.tensor_type).reshape(len(ids), -1)
+    assert np.array_equal(TokenRows(path).rows(ids), expected)
+
+
+def test_a_file_that_is_not_gguf_has_no_token_rows(tmp_path):
+    from voxprompt.token_rows import TokenRows
+
+    (tmp_path / "x.gguf").write_bytes(b"not a model" * 10)
+    with pytest.raises(ValueError, match="not a GGUF"):
+        TokenRows(tmp_path / "x.gguf")
+
+
+def test_a_prompt_in_one_pass_decodes_as_in_two(default_model_dir):
+    """The suffix and given tokens fed as their (quantised) embedding rows beside the speech vectors give
+    the very logits of feeding them as tokens in a pass of their own."""
+    from voxprompt.token_rows import TokenRows
+
+    model = SpeechPromptLLM(default_model_dir / "llm.gguf", DEFAULT_PROMPT)
+    try:
+        assert model._rows_exact  # SmolLM2 reads its token rows unscaled: prompts take one pass
+        speech = TokenRows(default_model_dir / "llm.gguf").rows(model.tokenize("Turn left at the station."))
+        given = model.tokenize(" Turn left")
+        results = []
+        for one_pass in (True, False):
+            model._rows_exact = one_pass
+            logits, pos = model.prefill(0, speech, given)
+            results.append((logits.copy(), pos))
+            model.release(0)
+        (one, pos_one), (two, pos_two) = results
+        assert pos_one == pos_two and np.array_equal(one, two)
+    finally:
+        model.close()

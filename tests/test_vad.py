@@ -82,6 +82,31 @@ def test_closing_candidate_is_exactly_the_segment_that_closes(recording_audio):
     assert np.array_equal(last.audio, closed[-1].audio)
 
 
+def test_an_early_candidate_stands_for_the_segment_with_zeros_for_the_tail_to_come(recording_audio):
+    """With candidate_after_ms, dictation starts its final at the first silent frame: the candidate ends
+    where the closing segment will (framed), its unheard tail as zeros, and stays the same while the tail
+    arrives, so a decode started early is not thrown away."""
+    options = VadOptions(hangover_ms=300, tail_ms=150, candidate_after_ms=30)
+    vad = VadSegmenter(options)
+    audio = np.concatenate([silence(1.0), recording_audio, silence(1.0)])
+    offered, closed = [], []
+    for i in range(0, len(audio), 480):
+        closed += vad.push(audio[i:i + 480])
+        candidate = vad.closing_candidate()
+        if candidate is not None:
+            assert vad.candidate_end == candidate.framed_end
+            offered.append((vad.trailing_silence_ms, candidate))
+    assert closed and offered
+    final = closed[-1]
+    for_final = [(ms, c) for ms, c in offered if c.start == final.start and c.framed_end == final.framed_end]
+    silences = [ms for ms, _ in for_final]
+    assert min(silences) == 30 < options.tail_ms <= max(silences)  # offered early, and the same to the end
+    earliest = for_final[0][1]
+    assert earliest.pad_after > 0 and len(earliest.framed()) == len(final.framed())
+    heard = len(earliest.audio)
+    assert np.array_equal(earliest.audio, final.audio[:heard]) and not earliest.framed()[heard:].any()
+
+
 def test_speech_at_the_stream_edges_is_framed_by_silence(recording_audio):
     """The model is trained on speech with quiet around it: a file whose speech starts at its first sample
     (or a dictation that starts mid-word) must reach the encoder framed as if silence came before and after."""
