@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
+from voxprompt.biasing import WordBias
 from voxprompt.ctc import CtcPrefixScorer
 from voxprompt.search import BeamSearch, Finished, RepetitionGuard
 
@@ -31,6 +32,7 @@ class Request:
     ctc: CtcPrefixScorer | None = None  # joint CTC/LLM scores; None: the LLM's alone
     beam: int = 0  # hypotheses kept; 0: the LLM's beam_size (at most that: a prompt has that many seats)
     given: tuple[int, ...] = ()  # tokens the transcript begins with, not searched (fed in the prompt's pass)
+    bias: WordBias | None = None  # the context's words, favoured while spelled (biasing.py)
 
 
 class PromptDecoder(Protocol):
@@ -106,7 +108,8 @@ def decode_many(llm: PromptDecoder, requests: Iterable[Request], keep_going: Cal
                 width = min(request.beam, llm.beam_size) if request.beam > 0 else llm.beam_size
                 seats = [free_seats.pop() for _ in range(width)]
                 search = BeamSearch(seats, request.ctc, llm.is_stop, llm.guard,
-                                    max(0, min(request.max_new_tokens, capacity - cells)), request.given)
+                                    max(0, min(request.max_new_tokens, capacity - cells)), request.given,
+                                    request.bias)
                 prompt = _Prompt(request, search, 0)
                 active.append(prompt)
                 logits, prompt.pos = llm.prefill(seats[0], request.speech, request.given)

@@ -13,6 +13,7 @@ from typing import Callable, Hashable, Iterable, Iterator, Sequence
 import numpy as np
 from voxprompt.adapters import AdapterChoice, resolve_adapter
 from voxprompt.audio import SAMPLE_RATE
+from voxprompt.biasing import WordBias
 from voxprompt.ctc import CtcHead, CtcPrefixScorer, spelling_tokens
 from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
@@ -89,9 +90,13 @@ class Transcriber:
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
         self.model_dir, self.encoder_options, self.context = model_dir, encoder_options, context
         self.ctc = self._ctc_head()
+        self.bias = WordBias.for_text(context, self.llm.tokenize, self._continues_word) if context else None
         if self.ctc is not None and self.ctc.width != self.llm.width:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
+
+    def _continues_word(self, token: int) -> bool:
+        return self.llm.piece(token)[:1].isalnum()
 
     def _llm_adapters(self, chosen: Sequence[AdapterChoice]) -> list[tuple[Path, float]]:
         own = [self.model_adapter] if self.model_adapter else []
@@ -123,7 +128,7 @@ class Transcriber:
         `beam`: hypotheses kept (0: the LLM's beam size); `given`: tokens its transcript begins with."""
         speech = self.encoder(segment.framed())
         return Request(key, speech, self.manifest.token_bound(segment.duration), self.scorer(speech), beam,
-                       tuple(given))
+                       tuple(given), self.bias)
 
     def scorer(self, speech: np.ndarray) -> CtcPrefixScorer | None:
         """Joint CTC/LLM scoring for one segment's decoding, when the model has a CTC head."""
