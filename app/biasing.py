@@ -52,8 +52,9 @@ class WordBias:
     @classmethod
     def for_text(cls, text: str, tokenize: Callable[[str], list[int]], continues_word: Callable[[int], bool],
                  bonus: float = BONUS) -> "WordBias | None":
-        """The words of a context; None when it has none."""
-        words = spelled_words(text)
+        """The words of a context worth favouring; None when it has none. Short lowercase words ("a",
+        "the", "for") are left to the LLM: favoured, they would be slipped in anywhere."""
+        words = {w for w in spelled_words(text) if len(w) >= 4 or w != w.lower() or any(c.isdigit() for c in w)}
         if not words:
             return None
         spellings = []

@@ -105,3 +105,15 @@ def test_a_context_word_wins_only_where_the_audio_bears_it_out(heard, expected):
     ctc = CtcPrefixScorer.from_log_probs(frames_saying(heard), np.arange(len(PIECES)), weight=0.5, candidates=3,
                                          floor=-50)
     assert run(search(context_bias(bonus=100.0), ctc)) == expected
+
+
+def test_a_context_favours_its_words_but_not_the_short_common_ones():
+    ids: dict[str, int] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return [ids.setdefault(text, len(ids))]  # one token per spelling is enough here
+
+    bias = WordBias.for_text("a ward round on INR and B12", tokenize, lambda t: False)
+    opened = set(bias.next_tokens(ROOT, at_start=False))
+    assert opened == {ids[" " + w] for w in ("ward", "Ward", "round", "Round", "INR", "B12")}
+    assert WordBias.for_text("a an the", tokenize, lambda t: False) is None
