@@ -54,11 +54,10 @@ class TokenRows:
     TENSOR = "token_embd.weight"
 
     def __init__(self, gguf_path: str | Path):
-        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
-        data = np.memmap(gguf_path, dtype=np.uint8, mode="r")
-        cursor = _Cursor(data)
-        if bytes(data[:4]) != _GGUF_MAGIC:
+        """ValueError when the file is no GGUF or its token rows are of a type read here."""
+        header = np.memmap(gguf_path, dtype=np.uint8, mode="r")
+        cursor = _Cursor(header)
+        if bytes(header[:4]) != _GGUF_MAGIC:
             raise ValueError(f"{gguf_path}: not a GGUF file")
         cursor.at = 4
         version, n_tensors, n_fields = cursor.take("IQQ")
@@ -78,18 +77,38 @@ class TokenRows:
             kind, offset = cursor.take("IQ")
             if name == self.TENSOR.encode():
                 found = dims, kind, offset
+        data_start = -(-cursor.at // alignment) * alignment
+        del header, cursor  # the metadata's pages (the vocabulary: megabytes) leave the process
         if found is None:
             raise ValueError(f"{gguf_path}: no {self.TENSOR}")
         (width, n_rows), kind, offset = found
-        start = -(-cursor.at // alignment) * alignment + offset
-        self.type = GGMLQuantizationType(kind)
-        block, block_bytes = GGML_QUANT_SIZES[self.type]
-        row_bytes = width // block * block_bytes
+        if kind not in _ROW_TYPES:
+            raise ValueError(f"{gguf_path}: {self.TENSOR} is of ggml type {kind}, not read here")
+        self.type, row_bytes = kind, _ROW_TYPES[kind][0](int(width))
         self.width, self.n_rows = int(width), int(n_rows)
-        self._table = data[start: start + n_rows * row_bytes].reshape(n_rows, row_bytes)
+        self._table = np.memmap(gguf_path, dtype=np.uint8, mode="r", offset=data_start + offset,
+                                shape=(self.n_rows, row_bytes))
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
-        from gguf.quants import dequantize
-
         raw = np.asarray(self._table[np.asarray(ids, dtype=np.int64)])
-        return dequantize(raw, self.type).reshape(len(ids), self.width).astype(np.float32, copy=False)
+        return _ROW_TYPES[self.type][1](raw).reshape(len(ids), self.width)
+
+
+def _q8_0(raw: np.ndarray) -> np.ndarray:
+    """ggml's dequantize_row_q8_0: blocks of an f16 scale and 32 int8 values, value * scale in f32."""
+    blocks = raw.reshape(len(raw), -1, 34)
+    scale = blocks[:, :, :2].copy().view(np.float16).astype(np.float32)
+    return (blocks[:, :, 2:].copy().view(np.int8).astype(np.float32) * scale).reshape(len(raw), -1)
+
+
+def _bf16(raw: np.ndarray) -> np.ndarray:
+    return (raw.copy().view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+# ggml types read here: (row bytes for a width, dequantise rows); others keep the token path.
+_ROW_TYPES = {
+    0: (lambda width: 4 * width, lambda raw: raw.copy().view(np.float32)),  # F32
+    1: (lambda width: 2 * width, lambda raw: raw.copy().view(np.float16).astype(np.float32)),  # F16
+    8: (lambda width: width // 32 * 34, _q8_0),  # Q8_0
+    30: (lambda width: 2 * width, _bf16),  # BF16
+}
