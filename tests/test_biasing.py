@@ -91,7 +91,7 @@ def test_the_search_spells_a_context_word_the_llm_alone_would_not_propose():
 
 def frames_saying(tokens: list[int], n_frames: int = 12) -> np.ndarray:
     """CTC posteriors over frames that clearly say these tokens, with blanks between."""
-    frames = np.full((n_frames, len(PIECES)), np.log(0.001))
+    frames = np.full((n_frames, len(PIECES)), np.log(1e-6))
     frames[:, 0] = np.log(0.9)
     for i, token in enumerate(tokens):
         frames[2 + 3 * i, token], frames[2 + 3 * i, 0] = np.log(0.9), np.log(0.05)
