@@ -208,11 +208,10 @@ class SpeechPromptLLM:
         scale token embeddings inside the graph (Gemma), an adapter may change them."""
         seat = 0
         logits = []
-        for feed in (self._decode_tokens, self._decode_embeddings):
-            pos = self._start(seat)
+        for feed, suffix in ((self._decode_tokens, self.suffix_ids),
+                             (self._decode_embeddings, self._token_rows.rows(self.suffix_ids))):
             try:
-                feed(self.suffix_ids if feed == self._decode_tokens else self._token_rows.rows(self.suffix_ids),
-                     pos, want_logits=True, seq=seat)
+                feed(suffix, self._start(seat), want_logits=True, seq=seat)
                 logits.append(self._logits().copy())
             finally:
                 self.release(seat)

@@ -191,12 +191,12 @@ class BeamSearch:
             known = [t for t in words if self.ctc.class_of[t]]
             if known:
                 extended = self.ctc.extend(h.ctc, self.ctc.class_of[known])
-                if self.bias is None:
-                    return out + [candidate(t, p.psi, p, False) for t, p in zip(known, extended)]
-                # a context word is favoured only where the audio bears it out: its token's CTC score
-                # within BIAS_CTC_MARGIN of the best of the LLM's own proposals, or of ending here
-                ranked = [p.psi for t, p in zip(known, extended) if t in llm_top] + [self._end_score(h)]
-                floor = max(ranked) - BIAS_CTC_MARGIN
+                floor = -np.inf
+                if self.bias is not None:  # a context word is favoured only where the audio bears it out:
+                    # its token's CTC score within BIAS_CTC_MARGIN of the best of the LLM's own proposals,
+                    # or of ending here
+                    ranked = [p.psi for t, p in zip(known, extended) if t in llm_top] + [self._end_score(h)]
+                    floor = max(ranked) - BIAS_CTC_MARGIN
                 return out + [candidate(t, p.psi, p, False, p.psi >= floor) for t, p in zip(known, extended)
                               if t in llm_top or p.psi >= floor]
             if stops:

@@ -3,13 +3,10 @@ instead of searching them again, so the final decodes only the utterance's last 
 import re
 
 import numpy as np
-import pytest
 
 from conftest import silence
 from voxprompt.dictation import DictationEngine, DictationOptions, Final, Partial, agreed_tokens
-from voxprompt.llm import LlmOptions
 from voxprompt.models.evaluate import ReplayedSpeech, wer
-from voxprompt.transcriber import Transcriber
 
 PIECES = [" The", " cat", " sat", " on", " un", "mute", "d", " your", ",", "."]
 WORD_STARTS = {i for i, p in enumerate(PIECES) if p.startswith(" ")}
@@ -43,16 +40,9 @@ def test_nothing_is_agreed_between_different_openings():
     assert agreed([], ids(" The", " cat")) == []
 
 
-@pytest.fixture(scope="module")
-def dictation_transcriber(default_model_dir):
-    t = Transcriber(default_model_dir, llm_options=LlmOptions(n_parallel=1))
-    yield t
-    t.close()
-
-
-def test_the_final_begins_with_what_two_partials_agreed_on(dictation_transcriber, recording_audio, recording,
+def test_the_final_begins_with_what_two_partials_agreed_on(transcriber, recording_audio, recording,
                                                            asterisk_transcripts):
-    t = dictation_transcriber
+    t = transcriber
     calls = []  # (given, tokens) of every decode, in order
     decode = t.transcribe_segment
 

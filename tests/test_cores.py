@@ -4,11 +4,8 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from voxprompt.cores import OtherLoad
-from voxprompt.llm import LlmOptions
-from voxprompt.transcriber import Transcriber
 
 
 def test_a_busy_process_elsewhere_counts_and_our_own_work_does_not():
@@ -26,13 +23,6 @@ def test_a_busy_process_elsewhere_counts_and_our_own_work_does_not():
     finally:
         busy.kill()
         busy.wait()
-
-
-@pytest.fixture(scope="module")
-def transcriber(default_model_dir):
-    t = Transcriber(default_model_dir, llm_options=LlmOptions(n_parallel=1))
-    yield t
-    t.close()
 
 
 def test_one_thread_gives_the_same_transcript_as_all(transcriber, recording_audio):
