@@ -67,6 +67,10 @@ def rnc_pack(steps: list[tuple[bytes, tuple[int, int] | None]]) -> tuple[bytes, 
     return header + body, bytes(out)
 
 
+def test_rnc_checks_with_crc_16_arc():
+    assert crc16(b"123456789") == 0xBB3D  # the catalogued check value of CRC-16/ARC
+
+
 def test_rnc_method_1_gives_back_literal_runs_and_overlapping_back_references():
     steps = [(b"ab", (2, 6)), (b"", (1, 3)), (bytes(range(40)), (40, 40)), (b"xyz", None)]
     packed, expected = rnc_pack(steps)
