@@ -3,7 +3,8 @@
     python -m voxprompt.models.bass          # fetch the package; lines, minutes, a few samples
 
 3,491 voiced lines (116 minutes) by the game's cast, as 8-bit 11 kHz speech, with their subtitles. Training input
-only (the game's freeware licence allows redistribution; the audio is never committed): the cast is not
+only (Revolution Software's licence allows free redistribution and modification and is silent on training;
+the audio is never committed): the cast is not
 named per line, so no character can be held out, and the unseen-voice set stays the other two games'
 (models/games.py).
 
