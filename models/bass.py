@@ -19,6 +19,7 @@ executable), so it is read out of the ScummVM binary of the Debian `scummvm` pac
 from __future__ import annotations
 
 import argparse
+import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +279,11 @@ class BassLine:
 
     @property
     def speech_file(self) -> int:
-        return SPEECH_BASE + SECTION_FIRST_FILE[self.section] + self.number
+        return speech_file(self.section, self.number)
+
+
+def speech_file(section: int, number: int) -> int:
+    return SPEECH_BASE + SECTION_FIRST_FILE[section] + number
 
 
 def voiced_lines(disk: SkyDisk, tree: Tree, max_lines: int = 1400) -> list[BassLine]:
@@ -290,8 +295,8 @@ def voiced_lines(disk: SkyDisk, tree: Tree, max_lines: int = 1400) -> list[BassL
             continue
         texts = disk.read(text_file)
         for number in range(max_lines):
-            line = BassLine(section, number, "")
-            if line.speech_file not in disk or line.speech_file >= SOUND_EFFECTS_FROM:
+            file = speech_file(section, number)
+            if file not in disk or file >= SOUND_EFFECTS_FROM:
                 continue
             try:
                 lines.append(BassLine(section, number, decode_text(texts, number, tree)))
@@ -300,13 +305,14 @@ def voiced_lines(disk: SkyDisk, tree: Tree, max_lines: int = 1400) -> list[BassL
     return lines
 
 
-
 class BassArchive:
     """The game's voiced lines and their audio, read from the unpacked packages under `root`."""
 
     def __init__(self, root: Path):
         directory = Path(root) / BASS_DIR
-        self.disk = SkyDisk((directory / "sky.dnr").read_bytes(), (directory / "sky.dsk").read_bytes())
+        with open(directory / "sky.dsk", "rb") as dsk:  # 72 MB, of which a shard reads a few files: mapped
+            data = mmap.mmap(dsk.fileno(), 0, access=mmap.ACCESS_READ)
+        self.disk = SkyDisk((directory / "sky.dnr").read_bytes(), data)
         self.root = Path(root)
 
     def lines(self) -> list[BassLine]:

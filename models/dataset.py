@@ -225,16 +225,16 @@ def bass_items(log=print) -> tuple[Path, list]:
     is not named per line, so none of it can be held out: training only), texts normalised, gibberish
     left out. A 25-line sample agreed with Whisper tiny.en (21 exactly), so the lines are not checked."""
     from voxprompt.models.bass import BASS_PACKAGES, BassArchive
-    from voxprompt.models.games import Dictionary, GameLine, dictionary_share, game_root, normalize_game_text
+    from voxprompt.models.games import Dictionary, GameLine, game_root, spoken_text
 
     root = game_root(packages=BASS_PACKAGES)
     dictionary, lines, gibberish = Dictionary.load(), [], 0
     for line in BassArchive(root).lines():
-        text = normalize_game_text(line.text, dictionary.proper_nouns)
-        if dictionary_share(line.text, dictionary.words) < 0.5 or not any(c.isalpha() for c in text):
+        text = spoken_text(line.text, dictionary)
+        if text is None:
             gibberish += 1
-            continue
-        lines.append(GameLine("bass", "CAST", str(line.speech_file), text))
+        else:
+            lines.append(GameLine("bass", "CAST", str(line.speech_file), text))
     log(f"Beneath a Steel Sky: {len(lines)} lines; left out: gibberish {gibberish}")
     return root, lines
 
@@ -322,7 +322,7 @@ def main() -> None:
                         help="with --games: also the cutaway scenes' lines whose speaker the game data names "
                              "(held-out characters' left out; game_dev unchanged)")
     parser.add_argument("--bass", action="store_true",
-                        help="Beneath a Steel Sky's voiced lines (train_bass: about 20 more voices, training only)")
+                        help="Beneath a Steel Sky's voiced lines (train_bass: a third game's cast, training only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()

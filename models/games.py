@@ -456,6 +456,15 @@ def decode_mp3(data: bytes) -> np.ndarray:
 
 
 # -- the corpus' lines --------------------------------------------------------------------------------
+def spoken_text(subtitle: str, dictionary: Dictionary, min_known: float = 0.5) -> str | None:
+    """A subtitle as a person writes it (normalize_game_text), or None for gibberish: under `min_known`
+    dictionary words, or no letter left."""
+    if dictionary_share(subtitle, dictionary.words) < min_known:
+        return None
+    text = normalize_game_text(subtitle, dictionary.proper_nouns)
+    return text if re.search(r"[A-Za-z]", text) else None
+
+
 @dataclass(frozen=True)
 class GameSplits:
     train: list[GameLine]  # texts normalised
@@ -475,11 +484,8 @@ def game_splits(lines: list[GameLine], dictionary: Dictionary, min_known: float 
                "hero over the cap": 0}
     train, dev = [], []
     for line in lines:
-        if dictionary_share(line.text, dictionary.words) < min_known:
-            dropped["gibberish"] += 1
-            continue
-        text = normalize_game_text(line.text, dictionary.proper_nouns)
-        if not re.search(r"[A-Za-z]", text):
+        text = spoken_text(line.text, dictionary, min_known)
+        if text is None:
             dropped["gibberish"] += 1
         elif line.character.startswith("CUTAWAY"):
             code = line.character.partition(":")[2]

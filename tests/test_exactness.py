@@ -50,9 +50,9 @@ def test_greedy_decoding_follows_pytorch_wherever_its_choice_is_clear(runtime, r
     with torch.no_grad():
         speech = reference.speech_encoder(pcm[None])[0]
 
-    def logits_along(tokens: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """PyTorch's and the runtime's logits before each token (and after the last), and where PyTorch's
-        choice is clear."""
+    def clear_choices_along(tokens: list[int]) -> np.ndarray:
+        """PyTorch's and the runtime's logits before each token (and after the last) compared; where
+        PyTorch's choice is clear."""
         with torch.no_grad():
             embeds = torch.cat([reference.prompt_embeddings(speech)[0], reference.embed_tokens(tokens)])[None]
             expected = reference.llm(inputs_embeds=embeds).logits[0, -len(tokens) - 1:].numpy()
@@ -63,13 +63,13 @@ def test_greedy_decoding_follows_pytorch_wherever_its_choice_is_clear(runtime, r
         best_two = np.sort(expected, axis=1)[:, -2:]
         clear = best_two[:, 1] - best_two[:, 0] > MARGIN
         assert (forced.argmax(1)[clear] == expected.argmax(1)[clear]).all()
-        return expected, forced, clear
+        return clear
 
     said = runtime.llm.tokenize(asterisk_transcripts["vm-intro"].strip())
-    _, _, clear_said = logits_along(said)
+    clear_said = clear_choices_along(said)
     theirs = reference.greedy_decode(pcm, runtime.manifest.token_bound(segment.duration))
     assert len(theirs) >= 10
-    _, _, clear = logits_along(theirs)
+    clear = clear_choices_along(theirs)
     # Every position's ten best logits are compared; the choices checked token by token are the clear ones
     # (the LLM alone is unsure at many positions, which the CTC head settles in users' decoding: a third to
     # a half of them are clear).
