@@ -10,8 +10,7 @@ models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcri
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training); with `--games`, `train_game` (studio speech by the game characters
 trained on, once as recorded and once augmented) and `game_dev` (the held-out characters, never trained
-on: voices no training run has heard; see models/games.py); with `--bass`, `train_bass` (Beneath a Steel
-Sky's cast, training only: models/bass.py). Each shard is an .npz of int16 audio with
+on: voices no training run has heard; see models/games.py). Each shard is an .npz of int16 audio with
 texts and voice ids; a shard that exists is not made again, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
@@ -220,25 +219,6 @@ def game_items(out: Path, seed: int, log=print, cutaways: bool = False) -> tuple
     return root, kept["train"], kept["dev"]
 
 
-def bass_items(log=print) -> tuple[Path, list]:
-    """The unpacked packages' root and Beneath a Steel Sky's voiced lines as training game lines (its cast
-    is not named per line, so none of it can be held out: training only), texts normalised, gibberish
-    left out. A 25-line sample agreed with Whisper tiny.en (21 exactly), so the lines are not checked."""
-    from voxprompt.models.bass import BASS_PACKAGES, BassArchive
-    from voxprompt.models.games import Dictionary, GameLine, game_root, spoken_text
-
-    root = game_root(packages=BASS_PACKAGES)
-    dictionary, lines, gibberish = Dictionary.load(), [], 0
-    for line in BassArchive(root).lines():
-        text = spoken_text(line.text, dictionary)
-        if text is None:
-            gibberish += 1
-        else:
-            lines.append(GameLine("bass", "CAST", str(line.speech_file), text))
-    log(f"Beneath a Steel Sky: {len(lines)} lines; left out: gibberish {gibberish}")
-    return root, lines
-
-
 @dataclass(frozen=True)
 class _NonSpeech:
     """Noise, hum and clicks with an empty transcript: the model must learn to say nothing."""
@@ -269,7 +249,7 @@ class _NonSpeech:
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
                  workers: int = 1, n_natural: int = 0, n_short: int = 0, games: bool = False,
-                 cutaways: bool = False, n_coined: int = 0, bass: bool = False) -> None:
+                 cutaways: bool = False, n_coined: int = 0) -> None:
     from rich.progress import Progress
 
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +264,6 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
     coined = coined_texts(n_coined, seed=seed + 4000, exclude=held_texts | set(heldout_texts))
 
     game_root, game_train, game_dev = game_items(out, seed, cutaways=cutaways) if games else (None, [], [])
-    bass_root, bass_train = bass_items() if bass else (None, [])
     rng = random.Random(seed)
     real_train_items = [item for _ in range(real_repeats) for item in real_train]
     rng.shuffle(real_train_items)
@@ -300,7 +279,6 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
             ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
             ("game_dev", [(line, False) for line in game_dev], _GameSpeech(game_root)),
             ("train_game", [(line, a) for a in (False, True) for line in game_train], _GameSpeech(game_root, seed)),
-            ("train_bass", [(line, a) for a in (False, True) for line in bass_train], _GameSpeech(bass_root, seed)),
         ):
             if not items:
                 continue
@@ -321,14 +299,11 @@ def main() -> None:
     parser.add_argument("--cutaways", action="store_true",
                         help="with --games: also the cutaway scenes' lines whose speaker the game data names "
                              "(held-out characters' left out; game_dev unchanged)")
-    parser.add_argument("--bass", action="store_true",
-                        help="Beneath a Steel Sky's voiced lines (train_bass: a third game's cast, training only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = parser.parse_args()
     build_corpus(args.out, args.train, args.heldout, args.seed, workers=args.workers, n_natural=args.natural,
-                 n_short=args.short, games=args.games, cutaways=args.cutaways, n_coined=args.coined,
-                 bass=args.bass)
+                 n_short=args.short, games=args.games, cutaways=args.cutaways, n_coined=args.coined)
 
 
 if __name__ == "__main__":

@@ -286,19 +286,13 @@ def drascula_lines(speech_files: list[str], texts: dict[str, list[str]]) -> list
     return lines
 
 
-def unsigned_8bit(samples: bytes) -> np.ndarray:
-    """Unsigned 8-bit samples as float32 in [-1, 1)."""
-    return (np.frombuffer(samples, np.uint8).astype(np.float32) - 128.0) / 128.0
-
-
 def drascula_audio(raw: bytes) -> np.ndarray:
     """Unsigned 8-bit samples after the header, as float32 in [-1, 1) at GAME_RATE."""
-    return unsigned_8bit(raw[DRASCULA_HEADER:])
+    return (np.frombuffer(raw[DRASCULA_HEADER:], np.uint8).astype(np.float32) - 128.0) / 128.0
 
 
 # -- text -----------------------------------------------------------------------------------------
-KEEP_CAPS = frozenset({"OK", "TV", "USA", "UK", "DJ", "FBI", "CIA", "UFO", "VIP", "II", "III", "IV",
-                       "LINC"})  # Beneath a Steel Sky's computer
+KEEP_CAPS = frozenset({"OK", "TV", "USA", "UK", "DJ", "FBI", "CIA", "UFO", "VIP", "II", "III", "IV"})
 _WORD = re.compile(r"[A-Za-z][A-Za-z'.]*")
 _INITIALS = re.compile(r"^(?:[A-Za-z]\.){2,}(?:'[sS])?$")  # B.J., D.N.A.
 
@@ -377,14 +371,14 @@ def cap_share(lines: list[GameLine], speaker: str, share: float, seed: int = 0) 
 
 
 # -- the packages and their audio -------------------------------------------------------------------
-def game_root(cache_dir: Path | None = None, packages: tuple[str, ...] = GAME_PACKAGES) -> Path:
+def game_root(cache_dir: Path | None = None) -> Path:
     """The unpacked game packages (fetched on first use): `apt-get download` + `dpkg-deb -x`, no install."""
     if cache_dir is None:
         from platformdirs import user_cache_dir
 
         cache_dir = Path(user_cache_dir("voxprompt")) / "games"
     root = Path(cache_dir) / "root"
-    for package in packages:
+    for package in GAME_PACKAGES:
         done = Path(cache_dir) / f"{package}.unpacked"
         if done.exists():
             continue
@@ -418,12 +412,6 @@ class GameArchive:
         texts = drascula_texts((self.root / DRASCULA_TEXT).read_bytes())
         return queen_lines(self.queen) + drascula_lines([p.name for p in speech.iterdir()], texts)
 
-    @cached_property
-    def bass(self):
-        from voxprompt.models.bass import BassArchive
-
-        return BassArchive(self.root)
-
     def audio(self, line: GameLine) -> np.ndarray:
         """The line's speech at 16 kHz, float32; ValueError if it does not decode to finite samples."""
         import soxr
@@ -432,8 +420,6 @@ class GameArchive:
 
         if line.game == "fotaq":
             samples = decode_mp3(self.queen.read(line.key))
-        elif line.game == "bass":  # Beneath a Steel Sky (models/bass.py): same rate
-            samples = self.bass.audio(int(line.key))
         else:
             samples = drascula_audio((self.root / DRASCULA_SPEECH / line.key).read_bytes())
         if not len(samples) or not np.isfinite(samples).all():
@@ -456,15 +442,6 @@ def decode_mp3(data: bytes) -> np.ndarray:
 
 
 # -- the corpus' lines --------------------------------------------------------------------------------
-def spoken_text(subtitle: str, dictionary: Dictionary, min_known: float = 0.5) -> str | None:
-    """A subtitle as a person writes it (normalize_game_text), or None for gibberish: under `min_known`
-    dictionary words, or no letter left."""
-    if dictionary_share(subtitle, dictionary.words) < min_known:
-        return None
-    text = normalize_game_text(subtitle, dictionary.proper_nouns)
-    return text if re.search(r"[A-Za-z]", text) else None
-
-
 @dataclass(frozen=True)
 class GameSplits:
     train: list[GameLine]  # texts normalised
@@ -484,8 +461,11 @@ def game_splits(lines: list[GameLine], dictionary: Dictionary, min_known: float 
                "hero over the cap": 0}
     train, dev = [], []
     for line in lines:
-        text = spoken_text(line.text, dictionary, min_known)
-        if text is None:
+        if dictionary_share(line.text, dictionary.words) < min_known:
+            dropped["gibberish"] += 1
+            continue
+        text = normalize_game_text(line.text, dictionary.proper_nouns)
+        if not re.search(r"[A-Za-z]", text):
             dropped["gibberish"] += 1
         elif line.character.startswith("CUTAWAY"):
             code = line.character.partition(":")[2]

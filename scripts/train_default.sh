@@ -9,10 +9,8 @@
 #   run D: run R continued with the cutaway lines whose speaker is known, the real lines' augmented copies
 #          speed-perturbed, and a context in 30 % of the prompts;
 #   run E: run D continued with 3,000 sentences carrying coined words (names, terms no dictionary has),
-#          whose prompts list them in a context, to learn to copy a spelling from it;
-#   run F: run E continued with a third game's cast (Beneath a Steel Sky, train_bass: 116 minutes by
-#          voices none of the other splits has) (the default model).
-# Then: voxprompt export trained $RUNS/f --out my-model, or copy $RUNS/f's files into models/trained/.
+#          whose prompts list them in a context, to learn to copy a spelling from it (the default model).
+# Then: voxprompt export trained $RUNS/e --out my-model, or copy $RUNS/e's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
 GAME_DATA=${GAME_DATA:-data-games}
@@ -23,7 +21,7 @@ common=(--stage2-batch 8 --eval-every 300 --eval-size 20 --checkpoint-every 150 
 
 "$PYTHON" -m voxprompt.models.dataset --out "$DATA" --train 12000 --heldout 300 --workers 2
 "$PYTHON" -m voxprompt.models.dataset --out "$GAME_DATA" --train 6000 --heldout 300 --workers 2 --games
-"$PYTHON" -m voxprompt.models.dataset --out "$CUT_DATA" --train 6000 --heldout 300 --workers 2 --games --cutaways --coined 3000 --bass
+"$PYTHON" -m voxprompt.models.dataset --out "$CUT_DATA" --train 6000 --heldout 300 --workers 2 --games --cutaways --coined 3000
 train() {  # a finished run is not trained again
   local out=$1; shift
   [ -f "$out/finished" ] && return
@@ -42,6 +40,3 @@ train "$RUNS/d" --data "$CUT_DATA" --init-from "$RUNS/r/checkpoint.pt" --stack 8
 train "$RUNS/e" --data "$CUT_DATA" --init-from "$RUNS/d" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
   --splits train,train_real,train_nonspeech,train_game,train_coined --stage2-steps 2000 --stage2-lr 0.0003 \
   --lora-lr 0.0002 --warmup 50 --bucket-window 0.02 --context-share 0.3 --deadline-minutes 60
-train "$RUNS/f" --data "$CUT_DATA" --init-from "$RUNS/e" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
-  --splits train,train_real,train_nonspeech,train_game,train_coined,train_bass --stage2-steps 2000 --stage2-lr 0.0003 \
-  --lora-lr 0.0002 --warmup 50 --bucket-window 0.02 --context-share 0.3 --deadline-minutes 85

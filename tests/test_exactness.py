@@ -39,41 +39,26 @@ TOLERANCE = 0.75  # logits (about 20 at the top): f16 LLM weights and int8 encod
 MARGIN = 2 * TOLERANCE  # so a choice this clear cannot flip
 
 
-def test_greedy_decoding_follows_pytorch_wherever_its_choice_is_clear(runtime, reference, recording_audio,
-                                                                     asterisk_transcripts):
-    """ONNX Runtime + llama.cpp (f16) against PyTorch (float32), teacher-forced along what was said and along
-    PyTorch's own greedy transcript of a real recording: the logits agree, every clear choice is the same
-    token, and the runtime's greedy transcript is PyTorch's up to a near-tie (where rounding may pick
-    either). Both run the LLM alone, without the CTC head that keeps users' decoding to what was said."""
+def test_greedy_decoding_follows_pytorch_wherever_its_choice_is_clear(runtime, reference, recording_audio):
+    """ONNX Runtime + llama.cpp (f16) against PyTorch (float32), teacher-forced along PyTorch's greedy
+    transcript of a real recording: the logits agree, every clear choice is the same token, and the
+    runtime's own greedy transcript is PyTorch's up to a near-tie (where rounding may pick either)."""
     segment = SpeechSegment(0, recording_audio)
     pcm = torch.from_numpy(runtime.encoder.pad(recording_audio))
-    with torch.no_grad():
-        speech = reference.speech_encoder(pcm[None])[0]
-
-    def clear_choices_along(tokens: list[int]) -> np.ndarray:
-        """PyTorch's and the runtime's logits before each token (and after the last) compared; where
-        PyTorch's choice is clear."""
-        with torch.no_grad():
-            embeds = torch.cat([reference.prompt_embeddings(speech)[0], reference.embed_tokens(tokens)])[None]
-            expected = reference.llm(inputs_embeds=embeds).logits[0, -len(tokens) - 1:].numpy()
-        forced = runtime.llm.forced_logits(runtime.encoder(recording_audio), tokens)
-        assert forced.shape == expected.shape
-        top = np.argsort(expected, axis=1)[:, -10:]  # the tokens that matter: the reference's ten best
-        assert np.abs(np.take_along_axis(forced - expected, top, axis=1)).max() < TOLERANCE
-        best_two = np.sort(expected, axis=1)[:, -2:]
-        clear = best_two[:, 1] - best_two[:, 0] > MARGIN
-        assert (forced.argmax(1)[clear] == expected.argmax(1)[clear]).all()
-        return clear
-
-    said = runtime.llm.tokenize(asterisk_transcripts["vm-intro"].strip())
-    clear_said = clear_choices_along(said)
     theirs = reference.greedy_decode(pcm, runtime.manifest.token_bound(segment.duration))
     assert len(theirs) >= 10
-    clear = clear_choices_along(theirs)
-    # Every position's ten best logits are compared; the choices checked token by token are the clear ones
-    # (the LLM alone is unsure at many positions, which the CTC head settles in users' decoding: a third to
-    # a half of them are clear).
-    assert clear_said.sum() + clear.sum() >= 16
+    with torch.no_grad():
+        speech = reference.speech_encoder(pcm[None])[0]
+        embeds = torch.cat([reference.prompt_embeddings(speech)[0], reference.embed_tokens(theirs)])[None]
+        expected = reference.llm(inputs_embeds=embeds).logits[0, -len(theirs) - 1:].numpy()
+    forced = runtime.llm.forced_logits(runtime.encoder(recording_audio), theirs)
+    assert forced.shape == expected.shape
+    top = np.argsort(expected, axis=1)[:, -10:]  # the tokens that matter: the reference's ten best
+    assert np.abs(np.take_along_axis(forced - expected, top, axis=1)).max() < TOLERANCE
+    best_two = np.sort(expected, axis=1)[:, -2:]
+    clear = best_two[:, 1] - best_two[:, 0] > MARGIN
+    assert clear.mean() > 0.5  # most of the transcript is checked token by token
+    assert (forced.argmax(1)[clear] == expected.argmax(1)[clear]).all()
     ours = runtime.transcribe_segment(segment).tokens
     kept = cut_at_first_loop(theirs, runtime.llm.guard)  # the runtime's repetition guard, applied alike
     diverge = next((i for i, (a, b) in enumerate(zip(ours, kept)) if a != b), None)
