@@ -34,7 +34,7 @@ class AdapterInfo:
     name: str
     base_model_id: str  # Manifest.adapter_base_id of the model it was trained on
     sentences: int = 0  # spoken training sentences made from the user's text
-    terms: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()  # the domain's words (given, or no dictionary has them): favoured in the search
     vocabulary: tuple[str, ...] = ()  # the words of its text: the CTC head learns to spell them when applied
     minutes: float = 0.0  # training wall time
     format_version: int = ADAPTER_FORMAT
@@ -70,6 +70,7 @@ class AdapterChoice:
     path: Path  # its GGUF
     scale: float = 1.0
     vocabulary: tuple[str, ...] = ()  # AdapterInfo.vocabulary
+    terms: tuple[str, ...] = ()  # AdapterInfo.terms
 
     def as_llm_adapter(self) -> tuple[Path, float]:
         return self.path, self.scale
@@ -110,7 +111,7 @@ def resolve_adapter(spec: str, manifest: Manifest) -> AdapterChoice:
                          f"{manifest.adapter_base_id}; re-run `voxprompt adapt` for it")
     if not (folder / ADAPTER_FILE).is_file():
         raise ModelError(f"{folder}: {ADAPTER_FILE} is missing; re-run `voxprompt adapt`")
-    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale, info.vocabulary)
+    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale, info.vocabulary, info.terms)
 
 
 def installed_adapters() -> list[AdapterInfo]:

@@ -90,7 +90,7 @@ class Transcriber:
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
         self.model_dir, self.encoder_options, self.context = model_dir, encoder_options, context
         self.ctc = self._ctc_head()
-        self.bias = WordBias.for_text(context, self.llm.tokenize, self._continues_word) if context else None
+        self.bias = self._word_bias()
         if self.ctc is not None and self.ctc.width != self.llm.width:
             raise ModelError(f"{model_dir}: the CTC head is {self.ctc.width} wide, the LLM {self.llm.width}; "
                              "re-export the model")
@@ -115,6 +115,11 @@ class Transcriber:
     def _spelled_words(self) -> str:
         return " ".join([self.context, *(" ".join(a.vocabulary) for a in self.adapters if a.scale)])
 
+    def _word_bias(self) -> WordBias | None:
+        """The words favoured in the search: the context's and the domain terms of the adapters in use."""
+        text = " ".join([self.context, *(" ".join(a.terms) for a in self.adapters if a.scale)]).strip()
+        return WordBias.for_text(text, self.llm.tokenize, self._continues_word) if text else None
+
     def use_adapters(self, chosen: Sequence[AdapterChoice]) -> None:
         """Switch domain adapters between segments (the base model stays loaded; files are read once)."""
         words = self._spelled_words()
@@ -122,6 +127,7 @@ class Transcriber:
         self.adapters = tuple(chosen)
         if self.ctc is not None and self._spelled_words() != words:
             self.ctc = self._ctc_head()
+        self.bias = self._word_bias()
 
     def request(self, key: Hashable, segment: SpeechSegment, beam: int = 0, given: Sequence[int] = ()) -> Request:
         """A segment made ready to decode: its framed audio encoded, the CTC head's scorer over it.

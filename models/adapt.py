@@ -63,6 +63,36 @@ def read_terms(path: Path) -> list[str]:
     return out
 
 
+def unknown_words(sentences: list[str], known: frozenset[str]) -> list[str]:
+    """The words of `sentences` that a general word list lacks (the domain's own: drug names, jargon,
+    product names), as first written, without repeats. `known`: lower-case words."""
+    seen, out = set(), []
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9'-]*", " ".join(sentences)):
+        word = re.sub(r"'s?$", "", word)
+        if word.lower() in seen:
+            continue
+        seen.add(word.lower())
+        if any(part not in known for part in re.split(r"[-']", word.lower()) if part.isalpha()):
+            out.append(word)
+    return out
+
+
+def favoured_terms(plan: "AdaptPlan", log=print) -> tuple[str, ...]:
+    """The adapter's terms, favoured in the search wherever it is applied: those given, then the words
+    of the domain's sentences that Debian's `wamerican` list lacks."""
+    from voxprompt.models.games import Dictionary
+
+    try:
+        known = Dictionary.load().words
+    except SystemExit as missing:  # the adapter is still worth making: only the given terms are favoured
+        log(f"{missing}: only --terms are favoured in the search")
+        return tuple(plan.terms)
+    merged: dict[str, str] = {}
+    for term in [*plan.terms, *unknown_words(plan.domain, known)]:
+        merged.setdefault(term.lower(), term)  # a given term keeps its spelling
+    return tuple(merged.values())
+
+
 def carrier_sentences(terms: list[str], sentences: list[str], per_term: int, seed: int) -> list[str]:
     """`per_term` sentences around each term that none of `sentences` contains."""
     r = random.Random(seed)
@@ -206,7 +236,7 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
     lora_difference(trained_adapter_path(config.encoder), run / f"lora-{config.encoder}.gguf", tmp)
     tmp.replace(folder / ADAPTER_FILE)
     vocabulary = tuple(sorted(spelled_words(" ".join([*plan.domain, *plan.terms]))))
-    AdapterInfo(name, base_id, sentences=len(plan.domain), terms=tuple(plan.terms), vocabulary=vocabulary,
+    AdapterInfo(name, base_id, sentences=len(plan.domain), terms=favoured_terms(plan, log), vocabulary=vocabulary,
                 minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
                             "steps": str(history[-1]["step"]), "layers": str(layers or "all"),

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from voxprompt.models.adapt import CARRIERS, VOICES_PER_SENTENCE, carrier_sentences, make_plan, read_sentences, read_terms
+from voxprompt.models.adapt import (CARRIERS, VOICES_PER_SENTENCE, AdaptPlan, carrier_sentences, favoured_terms, make_plan,
+                                    read_sentences, read_terms, unknown_words)
 
 
 def test_text_is_split_into_sentences_without_repeats_or_fragments(tmp_path):
@@ -24,6 +25,18 @@ def test_only_terms_the_text_never_says_get_carrier_sentences():
     assert all(s[0].isupper() for s in made)
     assert all("iPhone" in s for s in carrier_sentences(["iPhone"], [], per_term=10, seed=0))
     assert len(set(made)) == 3 and len(CARRIERS) >= 3
+
+
+def test_the_domain_terms_are_the_words_a_general_word_list_lacks():
+    known = frozenset("start the five milligrams daily patient beta blocker needs a weekly test".split())
+    sentences = ["Start apixaban five milligrams daily.", "The patient's apixaban-induced rash needs a weekly INR test.",
+                 "Apixaban and a beta-blocker: 5 daily."]
+    assert unknown_words(sentences, known) == ["apixaban", "apixaban-induced", "rash", "INR", "and"]
+
+
+def test_given_terms_come_first_and_keep_their_spelling_then_the_texts_own():
+    plan = AdaptPlan(["Start apixaban today.", "Give Xarelto with food."], [], ["xarelto", "Eliquis"], 5)
+    assert favoured_terms(plan, log=lambda *_: None) == ("xarelto", "Eliquis", "apixaban")  # wamerican knows the rest
 
 
 def test_the_plan_mixes_in_general_speech_and_says_what_it_will_do(tmp_path):
@@ -92,6 +105,7 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     assert int(info.provenance["steps"]) >= 1  # the budget is kept (README: measured), at least one step is taken
     assert not (folder / "work").exists()  # the spoken shards and checkpoint are gone once it is made
     assert {"apixaban", "rivaroxaban", "Warfarin"} <= set(info.vocabulary)
+    assert {"apixaban", "rivaroxaban"} <= set(info.terms) and "Start" not in info.terms
     choice = resolve_adapter(str(folder), manifest)
     t = Transcriber(default_model_dir, adapters=[choice])
     try:

@@ -67,6 +67,31 @@ def test_an_adapter_changes_the_llm_and_switching_it_off_restores_the_model(load
     np.testing.assert_allclose(_logits(loaded), with_both, atol=1e-4)  # and back, without reloading
 
 
+def test_an_adapters_terms_are_favoured_in_the_search_while_it_is_applied(default_model_dir, adapters_home, tmp_path):
+    import shutil
+
+    from voxprompt.adapters import ADAPTER_FILE
+    from voxprompt.biasing import ROOT
+    from voxprompt.transcriber import Transcriber
+
+    folder = tmp_path / "pharmacy"
+    folder.mkdir()
+    shutil.copy(adapters_home / "nothing" / ADAPTER_FILE, folder / ADAPTER_FILE)
+    base_id = load_manifest(default_model_dir, verify=False).adapter_base_id
+    AdapterInfo("pharmacy", base_id, terms=("Xarelto", "apixaban")).write(folder)
+    t = Transcriber(default_model_dir, context="Eliquis", adapters=[str(folder)])
+    try:
+        first = lambda word: {t.llm.tokenize(word)[0], t.llm.tokenize(" " + word)[0]}
+        proposed = set(t.bias.next_tokens(ROOT, at_start=True))
+        assert first("Xarelto") | first("Apixaban") | first("Eliquis") <= proposed
+        t.use_adapters(())
+        assert set(t.bias.next_tokens(ROOT, at_start=True)) == first("Eliquis")  # the context's word stays
+        t.use_adapters([resolve_adapter(str(folder), t.manifest)])
+        assert first("Xarelto") <= set(t.bias.next_tokens(ROOT, at_start=True))
+    finally:
+        t.close()
+
+
 def test_scale_zero_is_the_model_without_the_adapter(default_model_dir, installed):
     from voxprompt.transcriber import Transcriber
 
