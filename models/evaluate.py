@@ -52,25 +52,47 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
-def wer_interval(references: list[str], hypotheses: list[str], level: float = 0.95, resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float]:
-    """A bootstrap interval for the corpus WER, resampling clips: 138 clips of a few words each leave
-    a point or two of chance either way, and two models closer than that are not told apart."""
+def clip_errors(references: list[str], hypotheses: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Word errors and reference words per clip, over the pairs whose reference is not empty."""
     import jiwer
 
     pairs = scored_pairs(references, hypotheses)
-    if not pairs:
-        return 0.0, 0.0
     errors, words = np.zeros(len(pairs)), np.zeros(len(pairs))
     for i, (r, h) in enumerate(pairs):
         words[i] = len(r.split())
         if r != h:
             out = jiwer.process_words(r, h)
             errors[i] = out.substitutions + out.deletions + out.insertions
-    picks = np.random.default_rng(seed).integers(0, len(pairs), (resamples, len(pairs)))
+    return errors, words
+
+
+def _bootstrap(errors: np.ndarray, words: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
+    """Percentile interval of errors / words, resampling clips (rows of errors: one system each, summed)."""
+    picks = np.random.default_rng(seed).integers(0, len(words), (resamples, len(words)))
     rates = errors[picks].sum(axis=1) / words[picks].sum(axis=1)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))
+
+
+def wer_interval(references: list[str], hypotheses: list[str], level: float = 0.95, resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval for the corpus WER, resampling clips: 138 clips of a few words each leave
+    a point or two of chance either way, and two models closer than that are not told apart."""
+    errors, words = clip_errors(references, hypotheses)
+    return _bootstrap(errors, words, level, resamples, seed) if len(words) else (0.0, 0.0)
+
+
+def wer_difference_interval(references: list[str], hypotheses: list[str], baseline: list[str], level: float = 0.95,
+                            resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """WER(hypotheses) - WER(baseline) on the same clips, with a paired bootstrap interval: each resample
+    draws clips for both systems at once, so what the clips share (hard voices, long lines) cancels and
+    two models whose separate intervals overlap may still be told apart."""
+    errors, words = clip_errors(references, hypotheses)
+    base_errors, _ = clip_errors(references, baseline)
+    if not len(words):
+        return 0.0, 0.0, 0.0
+    delta = errors - base_errors
+    return (float(delta.sum() / words.sum()), *_bootstrap(delta, words, level, resamples, seed))
 
 
 def voice_of(source: str) -> str:
@@ -223,13 +245,20 @@ def whisper_clips(clips, cache: Path | None = None) -> list[str]:
 
 
 def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_whisper: bool, skip: int = 0,
-             beam_size: int = LlmOptions.beam_size, log=print, dictation=None) -> list[dict]:
-    """`dictation`: DictationOptions to replay the clips through live dictation with (None: as files)."""
+             beam_size: int = LlmOptions.beam_size, log=print, dictation=None, baseline: Path | None = None) -> list[dict]:
+    """`dictation`: DictationOptions to replay the clips through live dictation with (None: as files);
+    `baseline`: another model run on the same clips, its WER difference given with a paired interval."""
     from voxprompt.models.dataset import read_split
     from voxprompt.transcriber import Transcriber
 
     parallel = 1 if dictation is not None else FILE_PARALLEL  # as `voxprompt dictate` / `transcribe` open it
-    transcriber = Transcriber(model_dir, llm_options=LlmOptions(beam_size=beam_size, n_parallel=parallel))
+    options = LlmOptions(beam_size=beam_size, n_parallel=parallel)
+    transcriber = Transcriber(model_dir, llm_options=options)
+    base = Transcriber(baseline, llm_options=options) if baseline is not None else None
+
+    def run(t) -> tuple[list[str], list[float] | None]:
+        return (transcribe_clips(t, clips), None) if dictation is None else dictate_clips(t, clips, dictation)
+
     rows = []
     for split in splits:
         clips = list(read_split(data, split))[skip:skip + limit]
@@ -237,17 +266,17 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             raise SystemExit(f"voxprompt.models.evaluate: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
         t0 = time.perf_counter()
-        latencies = None
-        if dictation is None:
-            hyps = transcribe_clips(transcriber, clips)
-        else:
-            hyps, latencies = dictate_clips(transcriber, clips, dictation)
+        hyps, latencies = run(transcriber)
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
                "rtf": (time.perf_counter() - t0) / seconds}
         if latencies:
             row["final_latency_ms"] = [round(float(np.percentile(latencies, q))) for q in (50, 95)]
+        if base is not None:
+            base_hyps = run(base)[0]
+            row["baseline_wer"] = wer(refs, base_hyps)
+            row["difference_95"] = [round(d, 4) for d in wer_difference_interval(refs, hyps, base_hyps)]
         whisper = whisper_clips(clips, data / f"whisper-tiny.en-{split}.json") if with_whisper else None
         if whisper is not None:
             row["whisper_tiny_en_wer"] = wer(refs, whisper)
@@ -263,7 +292,9 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
                 f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
         log(json.dumps(row))
         rows.append(row)
-    transcriber.close()
+    for t in (transcriber, base):
+        if t is not None:
+            t.close()
     return rows
 
 
@@ -277,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", type=int, default=0, help="start after this many clips (a tuning slice apart from the scored one)")
     parser.add_argument("--beam", type=int, default=LlmOptions.beam_size, help="hypotheses kept per segment (1: greedy)")
     parser.add_argument("--whisper", action="store_true", help="also score faster-whisper tiny.en (greedy)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another model directory run on the same clips: the WER difference, paired 95 %% interval")
     parser.add_argument("--dictation", choices=["agreed", "whole"],
                         help="replay each clip through live dictation instead (partials, then a final): 'agreed' "
                              "gives the final the words partials agreed on (the default), 'whole' decodes it all")
@@ -291,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
         dictation = DictationOptions() if args.dictation == "agreed" else DictationOptions(keep_agreed=False)
     rows = evaluate(args.data, args.model, args.splits, args.limit, args.whisper, args.skip, args.beam,
-                    dictation=dictation)
+                    dictation=dictation, baseline=args.baseline)
     print("\n| split | clips | audio s | voxprompt WER (95 %) | Whisper tiny.en WER (95 %) | voxprompt RTF |"
           "\n|---|---|---|---|---|---|")
     for r in rows:
@@ -300,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         low, high = r["wer_95"]
         print(f"| {r['split']} | {r['clips']} | {r['audio_s']} | {r['wer']:.3f} ({low:.3f}-{high:.3f}) | {whisper} "
               f"| {r['rtf']:.3f} |")
+    for r in rows:
+        if "difference_95" in r:
+            diff, low, high = (100 * d for d in r["difference_95"])
+            print(f"{r['split']}: {r['wer']:.3f} against the baseline's {r['baseline_wer']:.3f}: {diff:+.1f} points "
+                  f"(95 %: {low:+.1f} to {high:+.1f}, the same clips resampled together)")
     for r in rows:
         if "final_latency_ms" in r:
             print(f"{r['split']}: dictation's end of speech -> final, median {r['final_latency_ms'][0]} ms, "

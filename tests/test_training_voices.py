@@ -84,3 +84,21 @@ def test_the_wer_interval_holds_the_wer_and_narrows_with_more_clips():
     wide_low, wide_high = wer_interval(refs[:5], hyps[:5])
     assert wide_high - wide_low > high - low
     assert wer_interval(refs, refs) == (0.0, 0.0)
+
+
+def test_two_models_on_the_same_clips_are_compared_clip_by_clip():
+    from voxprompt.models.evaluate import wer_difference_interval, wer_interval
+
+    # a hard voice (half the clips) both models get half wrong; the better one is better on the easy clips
+    refs = ["press one now for sales", "leave a message after the tone"] * 15
+    worse = ["press won now four sails", "leave a massage after the tone"] * 15
+    better = ["press won now four sails", "leave a message after the tone"] * 15
+    hard = [i % 2 == 0 for i in range(30)]
+    noisy_worse = [("x y z w v" if h and i % 4 == 0 else w) for i, (h, w) in enumerate(zip(hard, worse))]
+    noisy_better = [("x y z w v" if h and i % 4 == 0 else b) for i, (h, b) in enumerate(zip(hard, better))]
+    diff, low, high = wer_difference_interval(refs, noisy_better, noisy_worse)
+    assert diff == pytest.approx(wer(refs, noisy_better) - wer(refs, noisy_worse))
+    assert low <= diff <= high < 0  # told apart: every resample has the better model ahead
+    apart = wer_interval(refs, noisy_better)[1] - wer_interval(refs, noisy_worse)[0]
+    assert high - low < apart  # tighter than the two separate intervals
+    assert wer_difference_interval(refs, worse, worse) == (0.0, 0.0, 0.0)
