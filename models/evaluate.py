@@ -67,7 +67,8 @@ def clip_errors(references: list[str], hypotheses: list[str]) -> tuple[np.ndarra
 
 
 def _bootstrap(errors: np.ndarray, words: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
-    """Percentile interval of errors / words, resampling clips (rows of errors: one system each, summed)."""
+    """Percentile interval of sum(errors) / sum(words) over resampled clips; `errors` per clip may be one
+    system's, or two systems' difference (a paired comparison)."""
     picks = np.random.default_rng(seed).integers(0, len(words), (resamples, len(words)))
     rates = errors[picks].sum(axis=1) / words[picks].sum(axis=1)
     tail = (1 - level) / 2 * 100
