@@ -257,7 +257,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
     transcriber = Transcriber(model_dir, llm_options=options)
     base = Transcriber(baseline, llm_options=options) if baseline is not None else None
 
-    def run(t) -> tuple[list[str], list[float] | None]:
+    def run(t, clips) -> tuple[list[str], list[float] | None]:
         return (transcribe_clips(t, clips), None) if dictation is None else dictate_clips(t, clips, dictation)
 
     rows = []
@@ -267,7 +267,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             raise SystemExit(f"voxprompt.models.evaluate: no clips for split {split!r} in {data}")
         refs = [c.text for c in clips]
         t0 = time.perf_counter()
-        hyps, latencies = run(transcriber)
+        hyps, latencies = run(transcriber, clips)
         seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
@@ -275,7 +275,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         if latencies:
             row["final_latency_ms"] = [round(float(np.percentile(latencies, q))) for q in (50, 95)]
         if base is not None:
-            base_hyps = run(base)[0]
+            base_hyps = run(base, clips)[0]
             row["baseline_wer"] = wer(refs, base_hyps)
             row["difference_95"] = [round(d, 4) for d in wer_difference_interval(refs, hyps, base_hyps)]
         whisper = whisper_clips(clips, data / f"whisper-tiny.en-{split}.json") if with_whisper else None
