@@ -71,6 +71,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time (from launch)
     init_from: str = ""  # a run's checkpoint.pt to start from (a projector stacking fewer frames is widened)
+    init_encoder: str = ""  # the encoder init_from was trained on, when not this run's: its first layer restarts
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
@@ -402,6 +403,18 @@ def widened_projector_state(old: dict[str, torch.Tensor], d_in: int) -> dict[str
     return new
 
 
+def transplanted_projector_state(old: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A projector state for another encoder: its input layers (norm, fc1) fresh, its output layer (fc2,
+    into the LLM's width) the old run's, so the CTC head and LoRA it was trained with still read its output."""
+    if old["fc2.weight"].shape != fresh["fc2.weight"].shape:
+        raise SystemExit(f"--init-encoder: the old projector's hidden width {tuple(old['fc2.weight'].shape)} is not "
+                         f"this run's {tuple(fresh['fc2.weight'].shape)}; set --projector-hidden to match")
+    return {**fresh, "fc2.weight": old["fc2.weight"], "fc2.bias": old["fc2.bias"]}
+
+
+FRESH_PROJECTOR_LAYERS = ("norm.", "fc1.")  # what a transplanted projector learns alone in stage 1
+
+
 def lora_learns(name: str, config: TrainConfig, n_layers: int) -> bool:
     """Whether a LoRA weight (by its PyTorch name) learns: of the projections `lora_trained` names (all
     when none), in the last `lora_layers` layers (all when 0)."""
@@ -447,6 +460,7 @@ class Trainer:
         self.bridge = Bridge(self.projector, self.encoder_top)
         vocab = sorted({t for e in self.train for t in e.tokens})
         self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab, config.ctc_upsample).to(device)
+        self.transplanted = bool(config.init_from and config.init_encoder and config.init_encoder != config.encoder)
         self.initial_lora = self.warm_start(Path(config.init_from)) if config.init_from else None
         tok = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]
         self.prompt_ids = {"prefix": tok(DEFAULT_PROMPT.prefix), "suffix": tok(DEFAULT_PROMPT.suffix),
@@ -506,14 +520,20 @@ class Trainer:
     def warm_start(self, checkpoint: Path) -> dict | None:
         """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
 
-        A projector that stacked fewer frames is widened (widened_projector_state). `checkpoint` may also
+        A projector that stacked fewer frames is widened (widened_projector_state); one trained on another
+        encoder (`init_encoder`) keeps only its output layer (transplanted_projector_state). `checkpoint` may also
         be a trained model's folder (models/trained/): its projector, CTC head and LoRA adapter."""
+        c = self.config
         if checkpoint.is_dir():
             cfg = self.llm.config
-            state = model_files_state(checkpoint, self.config.encoder, cfg.num_attention_heads, cfg.num_key_value_heads)
+            state = model_files_state(checkpoint, c.init_encoder or c.encoder, cfg.num_attention_heads,
+                                      cfg.num_key_value_heads)
         else:
-            state = torch.load(checkpoint, map_location=self.config.device, weights_only=False)
-        self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
+            state = torch.load(checkpoint, map_location=c.device, weights_only=False)
+        if self.transplanted:
+            self.projector.load_state_dict(transplanted_projector_state(state["projector"], self.projector.state_dict()))
+        else:
+            self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
         # The embedding rows follow this corpus' vocabulary; an upsampling layer keeps its identity start.
         self.ctc.load_state_dict({k: v for k, v in state["ctc"].items() if k != "rows"}, strict=False)
         if self.encoder_top is not None and "encoder_top" in state:
@@ -591,7 +611,10 @@ class Trainer:
 
     def stage1(self, start: int, state) -> None:
         c = self.config
-        groups = [{"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "base": c.stage1_lr}]
+        learned = list(self.projector.parameters()) + list(self.ctc.parameters())
+        if self.transplanted:  # the new input layers learn to speak to the old output layer, CTC head and LoRA
+            learned = [p for n, p in self.projector.named_parameters() if n.startswith(FRESH_PROJECTOR_LAYERS)]
+        groups = [{"params": learned, "base": c.stage1_lr}]
         groups += self.encoder_group()
         params = [p for g in groups for p in g["params"]]
         opt = torch.optim.AdamW(groups, lr=c.stage1_lr, weight_decay=0.01)

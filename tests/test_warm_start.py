@@ -1,11 +1,11 @@
-"""Runs start from earlier ones: a projector widened to stack more frames, and a trained model's committed files
+"""Runs start from earlier ones: a projector widened to stack more frames or moved to another encoder, and a trained model's committed files
 (projector, CTC head, LoRA adapter) read back as a warm start."""
 import pytest
 import torch
 
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
-from voxprompt.models.train import widened_projector_state
+from voxprompt.models.train import transplanted_projector_state, widened_projector_state
 
 
 def test_a_widened_projector_reads_a_doubled_window_as_the_old_one_read_half_of_it():
@@ -25,6 +25,23 @@ def test_a_projector_is_not_widened_by_a_fraction():
     old = Projector(ProjectorDims(4, 12, 32, 8)).state_dict()
     with pytest.raises(SystemExit, match="cannot widen"):
         widened_projector_state(old, 6 * 12)
+
+
+def test_a_projector_moved_to_a_wider_encoder_keeps_only_its_output_layer():
+    torch.manual_seed(0)
+    old = Projector(ProjectorDims(8, 12, 32, 8))  # trained on a 12-wide encoder
+    fresh = Projector(ProjectorDims(8, 16, 32, 8))  # this run's encoder is 16 wide
+    new = Projector(ProjectorDims(8, 16, 32, 8))
+    new.load_state_dict(transplanted_projector_state(old.state_dict(), fresh.state_dict()))
+    assert torch.equal(new.fc2.weight, old.fc2.weight) and torch.equal(new.fc2.bias, old.fc2.bias)
+    assert torch.equal(new.fc1.weight, fresh.fc1.weight) and torch.equal(new.norm.weight, fresh.norm.weight)
+
+
+def test_a_projector_of_another_hidden_width_is_not_transplanted():
+    old = Projector(ProjectorDims(8, 12, 32, 8)).state_dict()
+    fresh = Projector(ProjectorDims(8, 16, 64, 8)).state_dict()
+    with pytest.raises(SystemExit, match="--projector-hidden"):
+        transplanted_projector_state(old, fresh)
 
 
 def tiny_lora_model():
