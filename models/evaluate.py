@@ -177,11 +177,11 @@ class ReplayedSpeech:
         return self.clock + (time.perf_counter() - self._returned if self._returned is not None else 0.0)
 
 
-def dictate_clips(transcriber, clips, options=None) -> tuple[list[str], list[float]]:
+def dictate_clips(transcriber, clips, options=None) -> tuple[list[str], list[list[float]]]:
     """Each clip's transcript as live dictation gives it (partials, agreed words, finals), the clip
     framed by the quiet a speaker leaves around a sentence (0.5 s before, 1 s after); and every final's
     latency (end of speech -> text, ms, on the replay's clock: what a live speaker on this machine waits,
-    the audio stack's own delay aside)."""
+    the audio stack's own delay aside), clip by clip."""
     from voxprompt.dictation import DictationEngine, DictationOptions
 
     texts, latencies = [], []
@@ -192,7 +192,7 @@ def dictate_clips(transcriber, clips, options=None) -> tuple[list[str], list[flo
                                  clock=source.now)
         finals = engine.replay()
         texts.append(" ".join(f.text for f in finals if f.text))
-        latencies += [f.latency_ms for f in finals]
+        latencies.append([f.latency_ms for f in finals])
     return texts, latencies
 
 
@@ -257,7 +257,7 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
     transcriber = Transcriber(model_dir, llm_options=options)
     base = Transcriber(baseline, llm_options=options) if baseline is not None else None
 
-    def run(t, clips) -> tuple[list[str], list[float] | None]:
+    def run(t, clips) -> tuple[list[str], list[list[float]] | None]:
         return (transcribe_clips(t, clips), None) if dictation is None else dictate_clips(t, clips, dictation)
 
     rows = []
@@ -272,8 +272,9 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
         row = {"split": split, "clips": len(clips), "audio_s": round(seconds, 1),
                "wer": wer(refs, hyps), "wer_95": [round(w, 4) for w in wer_interval(refs, hyps)],
                "rtf": (time.perf_counter() - t0) / seconds}
-        if latencies:
-            row["final_latency_ms"] = [round(float(np.percentile(latencies, q))) for q in (50, 95)]
+        if latencies and any(latencies):
+            every = [ms for clip in latencies for ms in clip]
+            row["final_latency_ms"] = [round(float(np.percentile(every, q))) for q in (50, 95)]
         if base is not None:
             base_hyps = run(base, clips)[0]
             row["baseline_wer"] = wer(refs, base_hyps)
@@ -289,8 +290,11 @@ def evaluate(data: Path, model_dir: Path, splits: list[str], limit: int, with_wh
             row[key] = {g: [n, round(w, 4), round(theirs[g][1], 4) if g in theirs else None]
                         for g, (n, w) in ours.items()}
         with open(data / f"eval-{split}{'-dictation' if dictation is not None else ''}.jsonl", "w") as f:
-            for c, h, w in zip(clips, hyps, whisper or [None] * len(clips)):
-                f.write(json.dumps({"source": c.source, "reference": c.text, "hypothesis": h, "whisper": w}) + "\n")
+            for i, (c, h) in enumerate(zip(clips, hyps)):
+                line = {"source": c.source, "reference": c.text, "hypothesis": h, "whisper": whisper[i] if whisper else None}
+                if latencies is not None:  # where a slow final comes from: the clip it belongs to
+                    line["final_latency_ms"] = [round(ms) for ms in latencies[i]]
+                f.write(json.dumps(line) + "\n")
         log(json.dumps(row))
         rows.append(row)
     for t in (transcriber, base):
