@@ -310,9 +310,9 @@ def cmd_export(args) -> int:
 def _export(args) -> Path:
     """The export routes: the default model, a voxprompt training run, the Nue-ASR layout, Hugging Face parts."""
     if args.source == "default":
-        from voxprompt.export.default_model import build_default_model
+        from voxprompt.export.default_model import DEFAULT_ENCODER, build_default_model
 
-        return build_default_model(args.out, encoder=args.encoder or "tiny.en", quant=args.quant, log=_log)
+        return build_default_model(args.out, encoder=args.encoder or DEFAULT_ENCODER, quant=args.quant, log=_log)
     if args.path is None and args.source != "hf":
         raise ValueError(f"`voxprompt export {args.source}` needs the checkpoint directory, e.g. "
                          f"`voxprompt export {args.source} DIR --out MODEL_DIR`")

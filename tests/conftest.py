@@ -48,6 +48,16 @@ def tiny_ct2():
 
 
 @pytest.fixture(scope="session")
+def default_ct2(tiny_ct2):
+    """The Whisper checkpoint the default model's encoder is built from."""
+    from voxprompt.export.default_model import DEFAULT_ENCODER
+    from voxprompt.models.assets import whisper_asset
+    from voxprompt.models.ctranslate2 import read_ct2_model
+
+    return tiny_ct2 if DEFAULT_ENCODER == "tiny.en" else read_ct2_model(whisper_asset(DEFAULT_ENCODER).model_bin)
+
+
+@pytest.fixture(scope="session")
 def f16_model_dir(tmp_path_factory) -> Path:
     """The default recipe exported at f16 without its LoRA adapter: the runtime side of the exactness
     checks (the adapter's own exactness is test_lora_export's)."""
@@ -99,13 +109,13 @@ def adapters_home(default_model_dir, tmp_path_factory) -> Path:
     import shutil
 
     from voxprompt.adapters import ADAPTER_FILE, AdapterInfo
-    from voxprompt.export.default_model import trained_adapter_path
+    from voxprompt.export.default_model import DEFAULT_ENCODER, trained_adapter_path
     from voxprompt.export.merge_lora import lora_difference
     from voxprompt.manifest import load_manifest
 
     home = tmp_path_factory.mktemp("adapters")
     base_id = load_manifest(default_model_dir, verify=False).adapter_base_id
-    lora = trained_adapter_path("tiny.en")
+    lora = trained_adapter_path(DEFAULT_ENCODER)
     for name in ("again", "nothing"):
         (home / name).mkdir()
         AdapterInfo(name, base_id, sentences=1).write(home / name)

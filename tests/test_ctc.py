@@ -122,11 +122,11 @@ def test_a_context_lets_decoding_propose_its_words_tokens(transcriber):
 
 def test_runtime_head_gives_the_training_posteriors(transcriber, recording_audio):
     """ctc.npz built without torch (rows from the GGUF) and scored in ONNX Runtime == training's CtcHead."""
-    from voxprompt.export.default_model import trained_ctc_path
+    from voxprompt.export.default_model import DEFAULT_ENCODER, trained_ctc_path
     from voxprompt.models.ctc_head import CtcHeadWeights
     from voxprompt.models.train import CtcHead, load_llm
 
-    weights = CtcHeadWeights.load(trained_ctc_path("tiny.en"))
+    weights = CtcHeadWeights.load(trained_ctc_path(DEFAULT_ENCODER))
     llm, _ = load_llm("cpu")
     head = CtcHead.from_weights(weights, llm.get_input_embeddings().weight)
     speech = transcriber.encoder(recording_audio)

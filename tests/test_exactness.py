@@ -22,14 +22,15 @@ def runtime(f16_model_dir):
 
 
 @pytest.fixture(scope="module")
-def reference(f16_model_dir, tiny_ct2, runtime):
+def reference(f16_model_dir, default_ct2, runtime):
     from transformers import AutoModelForCausalLM
 
-    from voxprompt.export.default_model import default_projector
+    from voxprompt.export.default_model import DEFAULT_ENCODER, default_projector
 
     llm = AutoModelForCausalLM.from_pretrained(str(f16_model_dir), gguf_file="llm.gguf", dtype=torch.float32)
-    projector, _ = default_projector("tiny.en", 384, 576)
-    encoder = SpeechEncoder(WhisperEncoder(tiny_ct2, WhisperDims.from_ct2(tiny_ct2)), Projector.from_weights(projector))
+    dims = WhisperDims.from_ct2(default_ct2)
+    projector, _ = default_projector(DEFAULT_ENCODER, dims.n_audio_state, llm.config.hidden_size)
+    encoder = SpeechEncoder(WhisperEncoder(default_ct2, dims), Projector.from_weights(projector))
     rt = runtime.llm
     prompt = PromptIds(rt.prefix_ids, rt.suffix_ids, sorted(rt.stop_ids | {llm.config.eos_token_id}))
     return SpeechLLM(encoder, llm, prompt).eval()

@@ -39,12 +39,12 @@ def test_adapter_logits_match_pytorch(tmp_path, f16_model_dir):
 
 def test_merged_adapter_matches_the_adapter_applied_at_load(tmp_path):
     """Folding the trained adapter into the weights (f16, then q8_0) keeps its effect."""
-    from voxprompt.export.default_model import trained_adapter_path
+    from voxprompt.export.default_model import DEFAULT_ENCODER, trained_adapter_path
     from voxprompt.export.gguf_llm import quantize_gguf
     from voxprompt.export.merge_lora import merge_lora
     from voxprompt.models.assets import smollm2_gguf
 
-    adapter = trained_adapter_path("tiny.en")
+    adapter = trained_adapter_path(DEFAULT_ENCODER)
     if not adapter.exists():
         pytest.skip("no trained adapter committed")
     assert merge_lora(smollm2_gguf(), adapter, tmp_path / "merged-f16.gguf") > 0

@@ -3,7 +3,7 @@ import json
 import shutil
 
 import pytest
-from voxprompt.export.default_model import default_projector
+from voxprompt.export.default_model import DEFAULT_ENCODER, default_projector
 from voxprompt.manifest import FORMAT_VERSION, ModelError, load_manifest
 from voxprompt.transcriber import Transcriber
 
@@ -26,7 +26,7 @@ def edit_manifest(directory, change):
 def test_manifest_describes_the_model(f16_model_dir):
     m = load_manifest(f16_model_dir)
     assert m.format_version == FORMAT_VERSION and m.sample_rate == 16000
-    projector, _ = default_projector("tiny.en", 384, 576)  # its stack sets the rate: 50 encoder frames per second
+    projector, _ = default_projector(DEFAULT_ENCODER, 384, 576)  # its stack sets the rate: 50 encoder frames per second
     assert m.encoder.vectors_per_second == 50 / projector.dims.stack
     assert m.llm.width == 576 and m.llm.quantization == "f16"
     assert set(m.sha256) == {"encoder.onnx", "llm.gguf"}
