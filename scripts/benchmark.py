@@ -128,7 +128,7 @@ def main() -> None:
                         help="hypotheses kept per segment (a row for each; default: 4; 1 is greedy)")
     parser.add_argument("--concat", action="store_true",
                         help="join the recordings (1 s apart) into one long file, as a lecture or meeting")
-    parser.add_argument("--encoder", default="tiny.en")
+    parser.add_argument("--encoder", default=None, help="Whisper tiny.en or base (default: the default model's)")
     parser.add_argument("--model", type=Path, action="append", default=[],
                         help="also a built model directory (repeatable), e.g. another training run's export")
     parser.add_argument("--adapter", action="append", default=[],
@@ -142,8 +142,9 @@ def main() -> None:
 
     import tempfile
 
-    from voxprompt.export.default_model import build_default_model
+    from voxprompt.export.default_model import DEFAULT_ENCODER, build_default_model
 
+    args.encoder = args.encoder or DEFAULT_ENCODER
     files = [str(f) for f in benchmark_files(args.files)]
     work = Path(tempfile.mkdtemp(prefix="voxprompt-bench-"))
     if args.concat:
