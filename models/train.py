@@ -41,7 +41,8 @@ from voxprompt.models.whisper import EncoderBelow, EncoderTop, load_whisper_enco
 @dataclass
 class TrainConfig:
     encoder: str = "tiny.en"
-    splits: str = "train,train_real,train_nonspeech"  # corpus splits trained on; add train_natural if built
+    splits: str = "train,train_real,train_nonspeech"  # corpus splits trained on; add train_natural if built;
+    # "name*K" draws a split K times as often (its examples repeated), e.g. train_nonspeech*8
     stack: int = 8  # encoder frames (50 per second) per speech vector: 6.25 vectors per second
     ctc_upsample: int = 2  # CTC frames per speech vector (the CTC head needs more frames than tokens)
     projector_hidden: int = 1024
@@ -415,6 +416,17 @@ def transplanted_projector_state(old: dict[str, torch.Tensor], fresh: dict[str, 
 FRESH_PROJECTOR_LAYERS = ("norm.", "fc1.")  # what a transplanted projector learns alone in stage 1
 
 
+def split_repeats(spec: str) -> list[tuple[str, int]]:
+    """`--splits` as (split, times): "train,train_nonspeech*8" -> [("train", 1), ("train_nonspeech", 8)]."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, times = item.partition("*")
+        if times and not (times.isdigit() and int(times) > 0):
+            raise SystemExit(f"--splits: {item!r}: a split is repeated a whole number of times, e.g. {name}*4")
+        out.append((name, int(times or 1)))
+    return out
+
+
 def lora_learns(name: str, config: TrainConfig, n_layers: int) -> bool:
     """Whether a LoRA weight (by its PyTorch name) learns: of the projections `lora_trained` names (all
     when none), in the last `lora_layers` layers (all when 0)."""
@@ -443,9 +455,9 @@ class Trainer:
         self.llm.requires_grad_(False)
         t0 = time.time()
         dev_splits = [split for split in ("heldout", "real_dev", "game_dev") if shards(data, split)]
-        splits = {split.strip(): load_split(data, split.strip(), cached, cache_name, self.tokenizer, device,
-                                            config.encoder_window)
-                  for split in [*config.splits.split(","), *dev_splits]}
+        repeats = dict(split_repeats(config.splits)) | {split: 1 for split in dev_splits}
+        splits = {split: load_split(data, split, cached, cache_name, self.tokenizer, device, config.encoder_window)
+                  * k for split, k in repeats.items()}
         # Evaluated as training goes: voices never trained on (game_dev: real people, when built).
         self.dev_sets = {name: splits.pop(name) for name in dev_splits}
         self.train = [e for examples in splits.values() for e in examples]

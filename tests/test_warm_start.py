@@ -1,5 +1,5 @@
-"""Runs start from earlier ones: a projector widened to stack more frames or moved to another encoder, and a trained model's committed files
-(projector, CTC head, LoRA adapter) read back as a warm start."""
+"""Runs start from earlier ones (a projector widened to stack more frames or moved to another encoder, a trained
+model's committed files read back as a warm start) and choose what they train on (splits drawn more often)."""
 import pytest
 import torch
 
@@ -93,3 +93,12 @@ def test_a_trained_model_folder_warm_starts_a_run_with_its_projector_and_ctc_hea
     assert torch.allclose(state["ctc"]["blank"], torch.from_numpy(head.blank))
     assert state["ctc"]["upsample.weight"].shape == (64, 32) and float(state["ctc"]["scale"]) == pytest.approx(0.7)
     assert any("lora_B" in k for k in state["lora"])
+
+
+def test_a_split_can_be_drawn_more_often_and_a_bad_repeat_is_refused():
+    from voxprompt.models.train import split_repeats
+
+    assert split_repeats("train, train_nonspeech*8,") == [("train", 1), ("train_nonspeech", 8)]
+    for bad in ("train*0", "train*x", "train*1.5"):
+        with pytest.raises(SystemExit, match="whole number"):
+            split_repeats(bad)
