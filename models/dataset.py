@@ -6,7 +6,8 @@ Splits: `train` (TTS voices in TRAIN_VOICES), `train_natural` (the most natural 
 half of it telephone band like the real recordings), `train_short` (isolated words and short fragments:
 numbers, ordinals, letters, days...), `train_real` (the real recordings' training prompts,
 augmented), `train_coined` (sentences with coined words: names and terms no dictionary has;
-models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcript),
+models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcript), `train_nonspeech_cut` (the pieces of
+such noise the runtime's VAD lets through, framed as the encoder reads them),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training); with `--games`, `train_game` (studio speech by the game characters
 trained on, once as recorded and once augmented) and `game_dev` (the held-out characters, never trained
@@ -26,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from voxprompt.audio import load_audio, probe
+from voxprompt.audio import SAMPLE_RATE, load_audio, probe
 from voxprompt.models.assets import data_path
 from voxprompt.models.augment import AugmentOptions, augment
 from voxprompt.models.corpus import coined_texts, short_texts, training_texts
@@ -226,7 +227,6 @@ class _NonSpeech:
     seed: int
 
     def __call__(self, items, start):
-        from voxprompt.audio import SAMPLE_RATE
         from voxprompt.models.augment import _coloured_noise
 
         for i in items:
@@ -245,6 +245,29 @@ class _NonSpeech:
                     x[at: at + 120] += rng.uniform(0.2, 0.9) * np.exp(-np.arange(120) / 20) * rng.standard_normal(120)
             x = x / (np.sqrt(np.mean(x**2)) + 1e-9) * 10 ** (rng.uniform(-45, -12) / 20)
             yield Utterance(np.clip(x, -1, 1).astype(np.float32), "", "nonspeech")
+
+
+@dataclass(frozen=True)
+class _NonSpeechPieces:
+    """The pieces of non-speech the runtime's VAD lets through, framed as the encoder reads them.
+
+    Whole noise clips teach silence on 0.8-6 s of noise; the runtime hands the model something else:
+    short bursts the VAD passed, with its pre-roll and tail, at any of its strictness settings.
+    """
+
+    seed: int
+
+    def __call__(self, items, start):
+        from voxprompt.vad import VadOptions, VadSegmenter
+
+        clips = _NonSpeech(self.seed)(items, start)
+        for i, clip in zip(items, clips):
+            rng = np.random.default_rng([self.seed, 12, start + i])
+            pad = lambda: np.zeros(int(rng.uniform(0.2, 1.2) * SAMPLE_RATE), np.float32)
+            audio = np.concatenate([pad(), clip.audio, pad()])
+            vad = VadSegmenter(VadOptions(aggressiveness=int(rng.integers(4))))
+            for segment in [*vad.push(audio), *vad.flush()]:
+                yield Utterance(segment.framed().astype(np.float32), "", "nonspeech")
 
 
 def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, real_repeats: int = 3,
@@ -277,6 +300,7 @@ def build_corpus(out: Path, n_train: int, n_heldout: int = 300, seed: int = 0, r
             ("train_short", short, _Synthetic(TRAIN_VOICES + NATURAL_VOICES, seed + 3000, AugmentOptions(p_telephone=0.5))),
             ("train_coined", coined, _Coined(TRAIN_VOICES, seed + 4000, AugmentOptions(p_game_band=0.3))),
             ("train_nonspeech", list(range(max(1, n_train // 30))), _NonSpeech(seed)),
+            ("train_nonspeech_cut", list(range(max(1, n_train // 10))), _NonSpeechPieces(seed + 5000)),
             ("game_dev", [(line, False) for line in game_dev], _GameSpeech(game_root)),
             ("train_game", [(line, a) for a in (False, True) for line in game_train], _GameSpeech(game_root, seed)),
         ):

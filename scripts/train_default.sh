@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The committed default model's recipe, on this project's 2-core CPU machine (each command resumes
-# where it stopped: rerun the script after an interruption). About 9 hours of training in all.
+# where it stopped: rerun the script after an interruption). About 11 hours of training in all.
 #   run A: 12.5 speech vectors per second, from scratch (stage 1 CTC, stage 2 LM + LoRA + CTC);
 #   run B: 6.25 vectors per second (half the LLM's prompt work), its projector widened from run A's
 #          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector;
@@ -10,8 +10,12 @@
 #          speed-perturbed, and a context in 30 % of the prompts;
 #   run E: run D continued with 3,000 sentences carrying coined words (names, terms no dictionary has),
 #          whose prompts list them in a context, to learn to copy a spelling from it;
-#   run H: run E continued with SpecAugment on the cached frames (the default model).
-# Then: voxprompt export trained $RUNS/h --out my-model, or copy $RUNS/h's files into models/trained/.
+#   run H: run E continued with SpecAugment on the cached frames (the last tiny.en model);
+#   run I: run H moved to Whisper base: its projector's output layer, CTC head and LoRA adapter kept, the
+#          projector's input layers trained afresh (stage 1), then stage 2 as run H;
+#   run K: run I continued with the pieces of noise the runtime's VAD lets through, weighted up (the default
+#          model: without this it wrote "A" on a short burst of noise).
+# Then: voxprompt export trained $RUNS/k --out my-model, or copy $RUNS/k's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
 GAME_DATA=${GAME_DATA:-data-games}
@@ -47,3 +51,18 @@ train "$RUNS/h" --data "$CUT_DATA" --init-from "$RUNS/e" --stack 8 --ctc-upsampl
   --splits train,train_real,train_nonspeech,train_game,train_coined --stage2-steps 2400 --stage2-lr 0.0003 \
   --lora-lr 0.0002 --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 \
   --deadline-minutes 80
+# Whisper base's frames cached first, in two processes (13 minutes; training would make them in one)
+base_splits=train,train_real,train_nonspeech,train_nonspeech_cut,train_game,train_coined,game_dev,real_dev
+for part in 0/2 1/2; do
+  "$PYTHON" -m voxprompt.models.features --data "$CUT_DATA" --encoder base --part "$part" --splits "$base_splits" &
+done
+wait
+train "$RUNS/i" --data "$CUT_DATA" --encoder base --init-from "$RUNS/h" --init-encoder tiny.en --stack 8 \
+  --ctc-upsample 2 --stage1-steps 500 --stage1-batch 32 --stage1-lr 0.001 \
+  --splits train,train_real,train_nonspeech,train_game,train_coined --stage2-steps 2400 --stage2-lr 0.0003 \
+  --lora-lr 0.0002 --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 \
+  --deadline-minutes 88
+train "$RUNS/k" --data "$CUT_DATA" --encoder base --init-from "$RUNS/i" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits "train,train_real,train_nonspeech*2,train_nonspeech_cut*3,train_game,train_coined" --stage2-steps 600 \
+  --stage2-lr 0.0002 --lora-lr 0.0001 --warmup 20 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 \
+  --channel-mask 0.1 --checkpoint-every 100 --deadline-minutes 20

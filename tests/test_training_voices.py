@@ -102,3 +102,17 @@ def test_two_models_on_the_same_clips_are_compared_clip_by_clip():
     apart = wer_interval(refs, noisy_better)[1] - wer_interval(refs, noisy_worse)[0]
     assert high - low < apart  # tighter than the two separate intervals
     assert wer_difference_interval(refs, worse, worse) == (0.0, 0.0, 0.0)
+
+
+def test_non_speech_is_also_trained_as_the_short_pieces_the_vad_lets_through():
+    from voxprompt.models.dataset import _NonSpeech, _NonSpeechPieces
+
+    whole = [u.audio for u in _NonSpeech(seed=1)(range(40), 0)]
+    pieces = list(_NonSpeechPieces(seed=1)(range(40), 0))
+    assert len(pieces) >= 10 and all(p.text == "" for p in pieces)
+    # what the runtime hands the model: bursts of a clip with the VAD's pre-roll and tail, not the clip
+    lengths = [len(p.audio) for p in pieces]
+    assert np.median(lengths) < np.median([len(w) for w in whole])
+    assert min(lengths) < 1.0 * 16000 and max(lengths) <= max(len(w) for w in whole) + 2.5 * 16000
+    again = list(_NonSpeechPieces(seed=1)(range(40), 0))  # a shard made again is the same shard
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(pieces, again)) and len(again) == len(pieces)
