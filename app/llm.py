@@ -19,8 +19,9 @@ from voxprompt.search import RepetitionGuard
 from voxprompt.signals import register_callback
 from voxprompt.token_rows import TokenRows
 
-FILE_PARALLEL = 6  # segments in flight when transcribing files: one llama.cpp step advances them all
-# (on 2 cores 6 are as fast as 8, and 8 x 4 hypotheses take 50 MB more KV cells)
+FILE_PARALLEL = 5  # segments in flight when transcribing files: one llama.cpp step advances them all
+# (on 2 cores 5 are as fast as 6 or 8; each seat's 4 hypotheses hold KV cells, and with Whisper base's
+# larger encoder 6 seats took peak RSS past 500 MB)
 # Tokens llama.cpp computes at once: its compute buffer scales with this (64 MB at 512, 25 MB at 128)
 # and a prompt of up to ~200 speech vectors takes two passes instead of one.
 UBATCH = 128

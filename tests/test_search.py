@@ -161,7 +161,7 @@ def test_a_beam_makes_fewer_word_errors_than_greedy_on_unseen_real_prompts(aster
     from voxprompt.models.dataset import is_real_dev
 
     names = sorted(n for n in asterisk_transcripts if is_real_dev(ASTERISK_SOUNDS / f"{n}.wav")
-                   and (ASTERISK_SOUNDS / f"{n}.wav").exists())[:60]
+                   and (ASTERISK_SOUNDS / f"{n}.wav").exists())  # all 138: on 60 a 1-point gain is noise
     audio = [load_audio(ASTERISK_SOUNDS / f"{n}.wav") for n in names]
     refs = [asterisk_transcripts[n] for n in names]
     results = {}
