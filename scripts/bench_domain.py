@@ -16,7 +16,8 @@ Prints, for each system: WER on the test clips (95 % interval) and term recall (
 term appears, spelled exactly, in the transcript). With `--general-data` (a corpus folder from
 `python -m voxprompt.models.dataset --games`), also the adapter's and the context's effect on general
 speech: held-out game characters (`game_dev`) and the asterisk prompts never trained on (`real_dev`).
-Everything is cached in `--work`: a run started again reuses the adapter, the clips and finished rows.
+Everything is cached in `--work`: a run started again reuses the adapter, the clips and finished rows
+(the adapter and the rows per base model: a new default model trains and scores its own).
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def main() -> None:
 
     model_dir = ensure_default_model()
     manifest = load_manifest(model_dir, verify=False)
-    adapters = work / "adapters"
+    adapters = work / "adapters" / manifest.adapter_base_id  # an adapter and our rows belong to one base model
     projections = tuple(p for p in args.projections.split(",") if p)
     chosen = projections + ((f"last {args.layers} layers",) if args.layers else ())
     tag = f" [{'+'.join(chosen)}]" if chosen else ""
@@ -113,7 +114,7 @@ def main() -> None:
     clip_terms = [dict(test)[c.text] for c in clips]
     refs = [c.text for c in clips]
 
-    rows_path = work / "rows.json"
+    rows_path = work / f"rows-{manifest.adapter_base_id}.json"
     rows: dict[str, dict] = json.loads(rows_path.read_text()) if rows_path.exists() else {}
 
     def score(set_refs: list[str], hyps: list[str], domain: bool = True) -> dict:
