@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The committed default model's recipe, on this project's 2-core CPU machine (each command resumes
-# where it stopped: rerun the script after an interruption). About 11 hours of training in all.
+# where it stopped: rerun the script after an interruption). About 12 hours of training in all.
 #   run A: 12.5 speech vectors per second, from scratch (stage 1 CTC, stage 2 LM + LoRA + CTC);
 #   run B: 6.25 vectors per second (half the LLM's prompt work), its projector widened from run A's
 #          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector;
@@ -13,9 +13,10 @@
 #   run H: run E continued with SpecAugment on the cached frames (the last tiny.en model);
 #   run I: run H moved to Whisper base: its projector's output layer, CTC head and LoRA adapter kept, the
 #          projector's input layers trained afresh (stage 1), then stage 2 as run H;
-#   run K: run I continued with the pieces of noise the runtime's VAD lets through, weighted up (the default
-#          model: without this it wrote "A" on a short burst of noise).
-# Then: voxprompt export trained $RUNS/k --out my-model, or copy $RUNS/k's files into models/trained/.
+#   run K: run I continued with the pieces of noise the runtime's VAD lets through, weighted up (without
+#          them it wrote "A" on a short burst of noise);
+#   run L: run K continued, one more pass at a lower rate (the default model).
+# Then: voxprompt export trained $RUNS/l --out my-model, or copy $RUNS/l's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
 GAME_DATA=${GAME_DATA:-data-games}
@@ -66,3 +67,7 @@ train "$RUNS/k" --data "$CUT_DATA" --encoder base --init-from "$RUNS/i" --stack 
   --splits "train,train_real,train_nonspeech*2,train_nonspeech_cut*3,train_game,train_coined" --stage2-steps 600 \
   --stage2-lr 0.0002 --lora-lr 0.0001 --warmup 20 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 \
   --channel-mask 0.1 --checkpoint-every 100 --deadline-minutes 20
+train "$RUNS/l" --data "$CUT_DATA" --encoder base --init-from "$RUNS/k" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits "train,train_real,train_nonspeech*2,train_nonspeech_cut*3,train_game,train_coined" --stage2-steps 1800 \
+  --stage2-lr 0.00015 --lora-lr 0.0001 --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 \
+  --channel-mask 0.1 --eval-every 3000 --deadline-minutes 60
