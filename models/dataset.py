@@ -6,8 +6,9 @@ Splits: `train` (TTS voices in TRAIN_VOICES), `train_natural` (the most natural 
 half of it telephone band like the real recordings), `train_short` (isolated words and short fragments:
 numbers, ordinals, letters, days...), `train_real` (the real recordings' training prompts,
 augmented), `train_coined` (sentences with coined words: names and terms no dictionary has;
-models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcript), `train_nonspeech_cut` (the pieces of
-such noise the runtime's VAD lets through, framed as the encoder reads them),
+models/context.py), `train_nonspeech` (noise, hum, clicks with an empty transcript),
+`train_nonspeech_cut` (the pieces of such noise the runtime's VAD lets through, framed as the encoder
+reads them),
 `heldout` (voices in HELD_OUT, sentences never used in training), `real_dev` (real recordings,
 prompts never used in training); with `--games`, `train_game` (studio speech by the game characters
 trained on, once as recorded and once augmented) and `game_dev` (the held-out characters, never trained
