@@ -1,7 +1,8 @@
 """Domain adapters: LoRA GGUFs made by `voxprompt adapt`, installed by name, applied at load by llama.cpp.
 
 An adapter folder holds adapter.gguf and adapter.json (what it was made from, and the model it was made
-for: a LoRA is a change to one model's weights and means nothing on another's).
+for: a LoRA is a change to one model's weights and means nothing on another's), and adapter-ctc.npz when
+its training tuned the CTC head too (ctc.CtcShift).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from voxprompt.manifest import Manifest, ModelError
 
 ADAPTER_FILE = "adapter.gguf"
 ADAPTER_MANIFEST = "adapter.json"
+ADAPTER_CTC_FILE = "adapter-ctc.npz"
 ADAPTER_FORMAT = 1
 
 
@@ -71,6 +73,7 @@ class AdapterChoice:
     scale: float = 1.0
     vocabulary: tuple[str, ...] = ()  # AdapterInfo.vocabulary
     terms: tuple[str, ...] = ()  # AdapterInfo.terms
+    ctc_shift: Path | None = None  # its change to the CTC head (ADAPTER_CTC_FILE), if it has one
 
     def as_llm_adapter(self) -> tuple[Path, float]:
         return self.path, self.scale
@@ -111,7 +114,9 @@ def resolve_adapter(spec: str, manifest: Manifest) -> AdapterChoice:
                          f"{manifest.adapter_base_id}; re-run `voxprompt adapt` for it")
     if not (folder / ADAPTER_FILE).is_file():
         raise ModelError(f"{folder}: {ADAPTER_FILE} is missing; re-run `voxprompt adapt`")
-    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale, info.vocabulary, info.terms)
+    shift = folder / ADAPTER_CTC_FILE
+    return AdapterChoice(info.name, folder / ADAPTER_FILE, scale, info.vocabulary, info.terms,
+                         shift if shift.is_file() else None)
 
 
 def installed_adapters() -> list[AdapterInfo]:

@@ -19,6 +19,39 @@ from voxprompt.encoder import EncoderOptions, open_session
 NEG_INF = -np.inf
 
 
+@dataclass(frozen=True)
+class CtcShift:
+    """What an adapter's training changed in the CTC head's trained parts (`voxprompt adapt` tunes the head on
+    the domain's speech): added to the model's head at the adapter's scale, as its LoRA is to the LLM. The
+    classes are the LLM's embedding rows, so none is stored."""
+
+    blank: np.ndarray  # [width]
+    scale: float
+    upsample_weight: np.ndarray | None = None  # [upsample * width, width]
+    upsample_bias: np.ndarray | None = None
+
+    @classmethod
+    def between(cls, before, after) -> "CtcShift":
+        """after - before, two heads' trained parts (models/ctc_head.CtcHeadWeights or alike)."""
+        if (before.upsample_weight is None) != (after.upsample_weight is None):
+            raise ValueError("one CTC head upsamples its frames, the other does not")
+        diff = lambda a, b: None if a is None else (a.astype(np.float32) - b.astype(np.float32))  # noqa: E731
+        return cls(diff(after.blank, before.blank), float(after.scale) - float(before.scale),
+                   diff(after.upsample_weight, before.upsample_weight), diff(after.upsample_bias, before.upsample_bias))
+
+    def save(self, path: str | Path) -> None:
+        extra = {} if self.upsample_weight is None else {"upsample_weight": self.upsample_weight.astype(np.float16),
+                                                         "upsample_bias": self.upsample_bias.astype(np.float32)}
+        with open(path, "wb") as f:  # np.savez would add ".npz" to a name without it
+            np.savez(f, blank=self.blank.astype(np.float32), scale=np.float32(self.scale), **extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CtcShift":
+        with np.load(path) as data:
+            upsample = [data[k].astype(np.float32) if k in data else None for k in ("upsample_weight", "upsample_bias")]
+            return cls(data["blank"].astype(np.float32), float(data["scale"]), *upsample)
+
+
 class CtcHead:
     """classes [1 + n, width] (the blank first, then LLM embedding rows), a scale, the rows' token ids.
 
@@ -27,14 +60,22 @@ class CtcHead:
     picks the classes some frame finds plausible, so the [T, 13k] matrix never leaves ONNX Runtime."""
 
     def __init__(self, path: str | Path, n_vocab: int, options: EncoderOptions = EncoderOptions(),
-                 token_rows: str | Path | None = None, extra_tokens: Iterable[int] = ()):
+                 token_rows: str | Path | None = None, extra_tokens: Iterable[int] = (),
+                 shifts: Iterable[tuple[CtcShift, float]] = ()):
         """`extra_tokens` (with `token_rows`, every token's embedding row): classes added to the trained
-        ones, so that a context's or an adapter's words can be written (spelling_tokens)."""
+        ones, so that a context's or an adapter's words can be written (spelling_tokens). `shifts`: the
+        adapters' changes to the head, each at its scale."""
         with np.load(path) as data:
             classes = data["classes"].astype(np.float32)
             token_ids = data["token_ids"].astype(np.int64)
             scale = np.float32(data["scale"])
-            upsample = (data["upsample_weight"], data["upsample_bias"]) if "upsample_weight" in data else None
+            upsample = ((data["upsample_weight"].astype(np.float32), data["upsample_bias"].astype(np.float32))
+                        if "upsample_weight" in data else None)
+        for shift, weight in shifts:
+            classes[0] += weight * shift.blank
+            scale = np.float32(scale + weight * shift.scale)
+            if upsample is not None and shift.upsample_weight is not None:
+                upsample = (upsample[0] + weight * shift.upsample_weight, upsample[1] + weight * shift.upsample_bias)
         extra = np.setdiff1d(np.fromiter(extra_tokens, np.int64), token_ids)
         if len(extra) and token_rows is not None:
             rows = np.load(token_rows, mmap_mode="r")  # 57 MB on disk; only the rows asked for are read

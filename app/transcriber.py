@@ -14,7 +14,7 @@ import numpy as np
 from voxprompt.adapters import AdapterChoice, resolve_adapter
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.biasing import WordBias
-from voxprompt.ctc import CtcHead, CtcPrefixScorer, spelling_tokens
+from voxprompt.ctc import CtcHead, CtcPrefixScorer, CtcShift, spelling_tokens
 from voxprompt.decoding import Request, TokenPiece, decode_many
 from voxprompt.encoder import EncoderOptions, SpeechEncoder
 from voxprompt.llm import LlmOptions, SpeechPromptLLM
@@ -109,8 +109,13 @@ class Transcriber:
         if spec is None:
             return None
         rows = self.model_dir / spec.token_rows if spec.token_rows else None
+        shifts = [(CtcShift.load(a.ctc_shift), a.scale) for a in self.adapters if a.scale and a.ctc_shift]
         return CtcHead(self.model_dir / spec.file, self.llm.n_vocab, self.encoder_options, rows,
-                       spelling_tokens(self.llm.tokenize, self._spelled_words()))
+                       spelling_tokens(self.llm.tokenize, self._spelled_words()), shifts)
+
+    def _ctc_inputs(self) -> tuple:
+        """What the CTC head is built from beyond the model: the words to spell, the adapters' shifts."""
+        return self._spelled_words(), tuple((a.ctc_shift, a.scale) for a in self.adapters if a.scale and a.ctc_shift)
 
     def _spelled_words(self) -> str:
         return " ".join([self.context, *(" ".join(a.vocabulary) for a in self.adapters if a.scale)])
@@ -122,10 +127,10 @@ class Transcriber:
 
     def use_adapters(self, chosen: Sequence[AdapterChoice]) -> None:
         """Switch domain adapters between segments (the base model stays loaded; files are read once)."""
-        words = self._spelled_words()
+        before = self._ctc_inputs()
         self.llm.set_adapters(self._llm_adapters(chosen))
         self.adapters = tuple(chosen)
-        if self.ctc is not None and self._spelled_words() != words:
+        if self.ctc is not None and self._ctc_inputs() != before:
             self.ctc = self._ctc_head()
         self.bias = self._word_bias()
 

@@ -60,6 +60,7 @@ class TrainConfig:
     stage2_lr: float = 5e-4
     lora_lr: float = 3e-4
     ctc_weight: float = 0.3
+    ctc_lr: float = -1.0  # the CTC head's stage-2 rate apart from the projector's (adapt: the head alone); < 0: stage2_lr
     context_share: float = 0.0  # of stage-2 prompts that carry a context (models/context.py)
     lora_rank: int = 16
     lora_alpha: int = 32
@@ -668,8 +669,14 @@ class Trainer:
             if "lora_" in n:
                 p.requires_grad_(learns(n))
                 lora_params += [p] if learns(n) else []
+        if c.ctc_lr < 0:  # one group, as checkpoints of runs made before `ctc_lr` hold
+            bridge = [{"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr,
+                       "base": c.stage2_lr}]
+        else:
+            bridge = [{"params": list(self.projector.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
+                      {"params": list(self.ctc.parameters()), "lr": c.ctc_lr, "base": c.ctc_lr}]
         opt = torch.optim.AdamW([
-            {"params": list(self.projector.parameters()) + list(self.ctc.parameters()), "lr": c.stage2_lr, "base": c.stage2_lr},
+            *bridge,
             {"params": lora_params, "lr": c.lora_lr, "base": c.lora_lr},
             *self.encoder_group(),
         ], weight_decay=0.01)

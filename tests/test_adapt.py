@@ -91,6 +91,7 @@ def test_what_training_changed_is_an_exact_adapter_on_top_of_the_merged_one(tmp_
 def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     """Speak three sentences, train until a 4-minute budget ends, write an adapter llama.cpp applies."""
     from voxprompt.adapters import AdapterInfo, resolve_adapter
+    from voxprompt.ctc import CtcShift
     from voxprompt.manifest import load_manifest
     from voxprompt.models.adapt import adapt
     from voxprompt.transcriber import Transcriber
@@ -107,6 +108,8 @@ def test_adapt_end_to_end_on_a_tiny_budget(tmp_path, default_model_dir):
     assert {"apixaban", "rivaroxaban", "Warfarin"} <= set(info.vocabulary)
     assert {"apixaban", "rivaroxaban"} <= set(info.terms) and "Start" not in info.terms
     choice = resolve_adapter(str(folder), manifest)
+    shift = CtcShift.load(choice.ctc_shift)  # the CTC head learnt too (the projector did not)
+    assert np.abs(shift.upsample_weight).max() > 0 and np.isfinite(shift.upsample_weight).all()
     t = Transcriber(default_model_dir, adapters=[choice])
     try:
         tokens = t.llm.tokenize("Start apixaban")

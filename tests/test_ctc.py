@@ -93,6 +93,35 @@ def test_a_head_given_more_tokens_scores_them_as_if_trained_with_them_and_keeps_
     assert plain.n_classes == 4 and not plain.class_of[20]
 
 
+def test_an_adapters_shift_turns_the_models_head_into_the_tuned_one_at_its_scale(tmp_path):
+    """`voxprompt adapt` tunes the head; its adapter stores after - before (CtcShift): added to the model's
+    head it gives the tuned head's posteriors, at scale 0 the model's own, at 0.5 something in between."""
+    from voxprompt.ctc import CtcHead as RuntimeHead, CtcShift
+    from voxprompt.models.ctc_head import CtcHeadWeights
+
+    rng = np.random.default_rng(2)
+    width, vocab, ids = 16, 50, np.array([3, 9, 11, 40], np.int32)
+    embeddings = rng.standard_normal((vocab, width)).astype(np.float32)
+    parts = lambda: (rng.standard_normal(width).astype(np.float32), float(rng.uniform(0.5, 1)), ids,  # noqa: E731
+                     rng.standard_normal((2 * width, width)).astype(np.float32),
+                     rng.standard_normal(2 * width).astype(np.float32))
+    before, after = CtcHeadWeights(*parts()), CtcHeadWeights(*parts())
+    before.write_runtime(embeddings, tmp_path / "model.npz")
+    after.write_runtime(embeddings, tmp_path / "tuned.npz")
+    CtcShift.between(before, after).save(tmp_path / "adapter-ctc.npz")
+    shift = CtcShift.load(tmp_path / "adapter-ctc.npz")
+    speech = rng.standard_normal((5, width)).astype(np.float32)
+    tuned = RuntimeHead(tmp_path / "tuned.npz", vocab).log_probs(speech)
+    own = RuntimeHead(tmp_path / "model.npz", vocab).log_probs(speech)
+    shifted = RuntimeHead(tmp_path / "model.npz", vocab, shifts=[(shift, 1.0)]).log_probs(speech)
+    assert np.abs(shifted - tuned).max() < 0.05  # float16 classes and upsampling weights on disk
+    assert np.abs(own - tuned).max() > 1.0  # so that the line above tells them apart
+    off = RuntimeHead(tmp_path / "model.npz", vocab, shifts=[(shift, 0.0)]).log_probs(speech)
+    np.testing.assert_array_equal(off, own)
+    half = RuntimeHead(tmp_path / "model.npz", vocab, shifts=[(shift, 0.5)]).log_probs(speech)
+    assert 0 < np.abs(half - own).max() < np.abs(tuned - own).max()
+
+
 def test_the_words_to_spell_become_every_token_the_llm_writes_them_with(transcriber):
     from voxprompt.ctc import spelling_tokens
 
