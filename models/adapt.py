@@ -250,6 +250,6 @@ def adapt(name: str, text: Path | None, terms: Path | None, out_root: Path, base
                 minutes=round(budget.spent / 60, 1),
                 provenance={"text": str(text or ""), "terms": str(terms or ""), "general": str(len(plan.general)),
                             "steps": str(history[-1]["step"]), "layers": str(layers or "all"),
-                            "projections": ",".join(projections) or "all"}).write(folder)
+                            "projections": ",".join(projections) or "all", "ctc_lr": str(CTC_LR)}).write(folder)
     shutil.rmtree(work, ignore_errors=True)  # spoken shards, frames, checkpoint: hundreds of MB, done with
     return folder
