@@ -109,13 +109,17 @@ class Transcriber:
         if spec is None:
             return None
         rows = self.model_dir / spec.token_rows if spec.token_rows else None
-        shifts = [(CtcShift.load(a.ctc_shift), a.scale) for a in self.adapters if a.scale and a.ctc_shift]
         return CtcHead(self.model_dir / spec.file, self.llm.n_vocab, self.encoder_options, rows,
-                       spelling_tokens(self.llm.tokenize, self._spelled_words()), shifts)
+                       spelling_tokens(self.llm.tokenize, self._spelled_words()),
+                       [(CtcShift.load(path), scale) for path, scale in self._ctc_shifts()])
+
+    def _ctc_shifts(self) -> tuple[tuple[Path, float], ...]:
+        """The applied adapters' changes to the CTC head (adapter-ctc.npz), each with its scale."""
+        return tuple((a.ctc_shift, a.scale) for a in self.adapters if a.scale and a.ctc_shift)
 
     def _ctc_inputs(self) -> tuple:
         """What the CTC head is built from beyond the model: the words to spell, the adapters' shifts."""
-        return self._spelled_words(), tuple((a.ctc_shift, a.scale) for a in self.adapters if a.scale and a.ctc_shift)
+        return self._spelled_words(), self._ctc_shifts()
 
     def _spelled_words(self) -> str:
         return " ".join([self.context, *(" ".join(a.vocabulary) for a in self.adapters if a.scale)])
