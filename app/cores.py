@@ -1,5 +1,5 @@
-"""How many CPU cores other processes are using: dictation gives llama.cpp fewer threads while they are
-busy (on 2 cores with one taken, one thread decodes a line faster than two that wait on each other)."""
+"""How many CPU cores other processes are using: llama.cpp gets fewer threads while they are busy (on 2
+cores with one taken, one thread decodes faster than two that wait on each other at every barrier)."""
 from __future__ import annotations
 
 import os

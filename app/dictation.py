@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union
 import numpy as np
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.cores import OtherLoad
 from voxprompt.journal import Journal
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
@@ -102,8 +101,6 @@ class DictationOptions:
     final_beam: int = 0  # hypotheses a final keeps (0: the LLM's beam size). 2 saves ~80 ms a final and
     # costs ~0.5 point on game_dev replays (clips 0-130: 22.7 / 26.6 % against 23.3 / 25.2 %, session 17)
     keep_agreed: bool = True  # words two partials agree on are given to the next decodes, not searched again
-    share_cores: bool = True  # with llama.cpp's threads left to choose (n_threads 0): one fewer per core
-    # other processes keep busy (2 cores, one busy: a final 1173 ms with 1 thread, 1333 ms with 2)
 
 
 def agreed_tokens(previous: Sequence[int], latest: Sequence[int], starts_word: Callable[[int], bool]) -> list[int]:
@@ -148,8 +145,6 @@ class DictationEngine:
         self._agreed_in: tuple[int, int] = (-1, 0)  # ... within this stretch of it: (start, end) samples
         self._previous_partial: tuple[int, list[int]] | None = None  # (segment start, tokens)
         self._closed: list[SpeechSegment] = []  # closed by the VAD, awaiting their finals
-        self._other_load = OtherLoad() if options.share_cores and transcriber.llm.options.n_threads == 0 else None
-        self._all_threads = transcriber.llm.threads  # one per physical core: what a free machine gets
         self._last_level_at = 0
         self._draining = False
         self._adapters_wanted: tuple | None = None  # set by another thread, applied by the worker
@@ -272,8 +267,9 @@ class DictationEngine:
             given = self._given_for(candidate)
             key = (candidate.start, candidate.framed_end, tuple(given))
             if self._speculative is None or self._speculative[0] != key:
-                result = self._decode(candidate, word_timestamps=True, given=given, beam=self.options.final_beam,
-                                      keep_going=self._candidate_holds(candidate))
+                result = self.transcriber.transcribe_segment(
+                    candidate, word_timestamps=True, given=given, beam=self.options.final_beam,
+                    keep_going=self._candidate_holds(candidate))
                 self._speculative = (key, result) if result is not None else None
         elif (self._samples - self._last_partial_at >= o.partial_every_s * SAMPLE_RATE
               and self.vad.trailing_silence_ms <= o.partial_max_silence_ms
@@ -300,8 +296,8 @@ class DictationEngine:
 
     def _partial(self, segment: SpeechSegment) -> None:
         t0 = self._clock()
-        result = self._decode(segment, beam=self.options.partial_beam, given=self._given_for(segment),
-                              keep_going=self._partial_wanted)
+        result = self.transcriber.transcribe_segment(segment, beam=self.options.partial_beam,
+                                                     given=self._given_for(segment), keep_going=self._partial_wanted)
         if result is None:
             return
         self.on_event(Partial(result.text, result.start, result.end, (self._clock() - t0) * 1e3))
@@ -312,12 +308,6 @@ class DictationEngine:
             agreed = agreed_tokens(previous[1], result.tokens, self._starts_word)
             if len(agreed) > len(self._agreed):
                 self._agreed, self._agreed_in = agreed, (segment.start, segment.end)
-
-    def _decode(self, segment: SpeechSegment, **options) -> Segment | None:
-        """Transcriber.transcribe_segment, with llama.cpp's threads fitted to the cores others leave."""
-        if self._other_load is not None:
-            self.transcriber.llm.set_threads(max(1, self._all_threads - round(self._other_load.cores())))
-        return self.transcriber.transcribe_segment(segment, **options)
 
     def _starts_word(self, token: int) -> bool:
         return self.transcriber.llm.piece(token).startswith(b" ")
@@ -341,7 +331,8 @@ class DictationEngine:
         if speculative is not None and speculative[0] == (segment.start, segment.framed_end, tuple(given)):
             result = speculative[1]  # the same speech, decoded while the hang-over ran out
         else:
-            result = self._decode(segment, word_timestamps=True, given=given, beam=self.options.final_beam)
+            result = self.transcriber.transcribe_segment(segment, word_timestamps=True, given=given,
+                                                         beam=self.options.final_beam)
         # End of speech: the last voiced audio, before the kept tail of silence.
         speech_end = max(segment.start, segment.end - self.vad.options.tail_ms * SAMPLE_RATE // 1000)
         latency = (self._clock() - self._arrival_time(speech_end)) * 1e3

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from voxprompt.cores import OtherLoad
 from voxprompt.manifest import ModelError, PromptTemplate
 from voxprompt.search import RepetitionGuard
 from voxprompt.signals import register_callback
@@ -44,6 +45,9 @@ class LlmOptions:
     gpu_layers: int = -1  # -1: every layer when this llama.cpp build has a GPU back end
     flash_attn: bool = False  # set explicitly (llama-cpp-python and llama.cpp disagree on the default); on,
     # greedy output drifts from the PyTorch reference: 40 % WER on real speech instead of 35 %
+    share_cores: bool = True  # with n_threads 0: one thread fewer per core other processes keep busy,
+    # read before each batch (2 cores, one busy: files RTF 0.089 with 1 thread, 0.109 with 2 waiting
+    # on each other; a dictation final 1173 ms against 1333)
 
     def __post_init__(self):
         if self.n_parallel < 1 or self.beam_size < 1:
@@ -61,12 +65,22 @@ class LlmOptions:
         return self.n_ctx or 1024
 
 
+# libgomp's spins before a thread sleeps at a barrier (~20 us here). llama.cpp's threads meet at one
+# barrier per graph node, microseconds apart: sleeping at once costs a futex wake-up at each (files
+# 24 % slower, an adapter's extra nodes +80 % instead of +40 %), while libgomp's own default (~3 ms)
+# spins on cores that other processes need.
+OPENMP_SPINS = 1000
+
+
 def llama_library():
-    """The llama_cpp module, its OpenMP threads set to wait passively. llama.cpp's CPU threads meet in
-    OpenMP barriers many times per token and libgomp spins there by default: with the cores busy
-    elsewhere (training, a build, another transcription) a 2.4 s segment took 80 s to decode. libgomp
-    reads the setting when llama.cpp loads it, hence one door for every import; a user's own wins."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    """The llama_cpp module, its OpenMP threads set to spin briefly, then sleep. llama.cpp's CPU threads
+    meet in OpenMP barriers many times per token and libgomp spins there for milliseconds by default:
+    with the cores busy elsewhere (training, a build, another transcription) a 2.4 s segment took 80 s
+    to decode. libgomp reads the setting when llama.cpp loads it, hence one door for every import; a
+    user's own setting (either variable) wins."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+        os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPINS)
     import llama_cpp
 
     return llama_cpp
@@ -133,6 +147,8 @@ class SpeechPromptLLM:
         self.suffix_ids = self.tokenize(prompt.suffix)
         prompt_cells = len(self.prefix_ids) + len(self.suffix_ids)  # a context's tokens among them
         self._make_context(gguf_path, replace(options, n_ctx=options.cells_per_sequence + prompt_cells))
+        self._most_threads = self.threads  # what a free machine gets
+        self._other_load = OtherLoad() if options.share_cores and not options.n_threads else None
         self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx)) // self.n_seats  # per seat
         self.n_batch = int(llama_cpp.llama_n_batch(self._ctx))
         stops = [self.tokenize(s) for s in prompt.stop]
@@ -179,7 +195,12 @@ class SpeechPromptLLM:
         return int(self._lib.llama_n_threads(self._ctx))
 
     def set_threads(self, n: int) -> None:
-        """Decode with n threads from the next batch on (the context keeps everything else)."""
+        """Decode with n threads from the next batch on (the context keeps everything else); fewer while
+        other processes keep cores busy, with `share_cores`."""
+        self._most_threads = n
+        self._use_threads(n)
+
+    def _use_threads(self, n: int) -> None:
         if n != self.threads:
             self._lib.llama_set_n_threads(self._ctx, n, n)
 
@@ -271,7 +292,7 @@ class SpeechPromptLLM:
                 b.logits[i] = False
             last = offset + len(chunk) == len(tokens)
             b.logits[len(chunk) - 1] = want_logits and last
-            self._check(self._lib.llama_decode(self._ctx, b))
+            self._decode(b)
 
     def _decode_embeddings(self, vectors: np.ndarray, start: int, want_logits: bool, seq: int) -> None:
         b = self._embd_batch
@@ -284,10 +305,12 @@ class SpeechPromptLLM:
             for i in range(n):
                 b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = start + offset + i, 1, seq, False
             b.logits[n - 1] = want_logits and offset + n == len(vectors)
-            self._check(self._lib.llama_decode(self._ctx, b))
+            self._decode(b)
 
-    @staticmethod
-    def _check(status: int) -> None:
+    def _decode(self, batch) -> None:
+        if self._other_load is not None:  # threads waiting at barriers for a core someone else holds
+            self._use_threads(max(1, self._most_threads - round(self._other_load.cores())))
+        status = self._lib.llama_decode(self._ctx, batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed (status {status})")
 
@@ -347,7 +370,7 @@ class SpeechPromptLLM:
         b.n_tokens = len(feeds)
         for i, (seat, token, pos) in enumerate(feeds):
             b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = token, pos, 1, seat, True
-        self._check(self._lib.llama_decode(self._ctx, b))
+        self._decode(b)
         return [self._logits(i) for i in range(len(feeds))]
 
     def fork(self, source: int, destination: int) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Speed and memory of voxprompt per LLM quantisation, beside faster-whisper tiny.en, on the same files.
 
-    python scripts/benchmark.py [--files N] [--threads 2] [--quants q4_0 q8_0-merged f16] [--parallel 1 8] [--beam 1 4]
+    python scripts/benchmark.py [--files N] [--threads 0] [--quants q4_0 q8_0-merged f16] [--parallel 1 8] [--beam 1 4]
                                 [--concat] [--model DIR ...]
 
 Each system runs in its own process (so peak RSS is its own); model loading is timed apart from
@@ -88,11 +88,12 @@ def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int,
 def run_faster_whisper(files: list[str], threads: int) -> dict:
     from faster_whisper import WhisperModel
     from voxprompt.audio import load_audio
+    from voxprompt.llm import physical_cores
     from voxprompt.models.assets import whisper_asset
 
     t0 = time.perf_counter()
     model = WhisperModel(str(whisper_asset("tiny.en").model_bin.parent), device="cpu", compute_type="int8",
-                         cpu_threads=threads)
+                         cpu_threads=threads or physical_cores())
     load_s = time.perf_counter() - t0
     audios = [load_audio(f) for f in files]  # decoding is not what is compared
     t0 = time.perf_counter()
@@ -116,10 +117,13 @@ def child(args) -> None:
 
 
 def main() -> None:
+    users_env = dict(os.environ)  # before voxprompt sets its thread defaults: faster-whisper runs as users run it
     from voxprompt.llm import FILE_PARALLEL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=40, help="how many recordings (default 40)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (default 0: voxprompt's own choice, one per physical core and fewer while "
+                             "other processes hold cores; faster-whisper one per physical core)")
     parser.add_argument("--quants", nargs="+", default=["q4_0", "q8_0-merged"],
                         help="LLM quantisations; QUANT-merged folds the LoRA adapter into the weights")
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, FILE_PARALLEL],
@@ -170,14 +174,15 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
                               "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam),
                               *[f"--adapter={a}" for a in adapters]],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True,
+                             env=users_env if target == "faster-whisper" else None)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
         print(f"done: {label}", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
 
     audio_s = rows[0][1]["audio_s"]
     what = f"{args.files} real recordings joined into one file" if args.concat else f"{len(files)} real recordings"
-    print(f"{what}, {audio_s:.1f} s of audio; {args.threads} threads; "
+    print(f"{what}, {audio_s:.1f} s of audio; {args.threads or 'default'} threads; "
           f"{os.cpu_count()} CPUs; {rows[0][1].get('devices', '')}\n")
     print("| system | RTF | load s | encoder ms/seg | first text ms/seg | transcript tokens/s | tokens/seg | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")

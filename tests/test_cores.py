@@ -1,9 +1,10 @@
-"""Dictation shares the cores: it sees how many other processes keep busy and gives llama.cpp fewer
+"""voxprompt shares the cores: it sees how many other processes keep busy and gives llama.cpp fewer
 threads meanwhile (threads that wait on a core someone else holds slow every step)."""
 import subprocess
 import sys
 import time
 
+import pytest
 
 from voxprompt.cores import OtherLoad
 
@@ -36,3 +37,20 @@ def test_one_thread_gives_the_same_transcript_as_all(transcriber, recording_audi
         assert t.transcribe_segment(segment).tokens == whole
     finally:
         t.llm.set_threads(every)
+
+
+def test_llama_cpp_decodes_with_a_thread_fewer_while_another_process_holds_a_core(transcriber, recording_audio):
+    t = transcriber
+    most = t.llm.threads
+    if most < 2:
+        pytest.skip("one core: no thread to give back")
+    segment = next(t.segments(iter([recording_audio])))
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # past its start-up and the load's window
+        t.transcribe_segment(segment)
+        assert t.llm.threads < most
+    finally:
+        busy.kill()
+        busy.wait()
+        t.llm.set_threads(most)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import voxprompt
+from voxprompt.llm import OPENMP_SPINS
 
 PACKAGE = Path(voxprompt.__file__).parent
 
@@ -45,9 +46,15 @@ def test_llama_cpp_is_imported_only_through_llama_library():
     assert set(importers) == {"llm.py:llama_library"}
 
 
-def test_llama_library_waits_passively_unless_the_user_chose():
-    code = ("import os; from voxprompt.llm import llama_library; llama_library(); print(os.environ['OMP_WAIT_POLICY'])")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "passive"
-    env["OMP_WAIT_POLICY"] = "active"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "active"
+def test_llama_library_spins_briefly_unless_the_user_chose():
+    code = ("import os; from voxprompt.llm import llama_library; llama_library(); "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+    def chosen(**settings):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **settings})
+        return run.stdout.split()
+
+    assert chosen() == ["passive", str(OPENMP_SPINS)]
+    assert chosen(OMP_WAIT_POLICY="active") == ["active", "None"]
+    assert chosen(GOMP_SPINCOUNT="5") == ["None", "5"]
