@@ -1,4 +1,6 @@
-"""Domain adapters: LoRA GGUFs made by `voxprompt adapt`, installed by name, applied at load by llama.cpp.
+"""Domain adapters: LoRA GGUFs made by `voxprompt adapt`, installed by name, applied at load by llama.cpp
+(switchable while loaded: dictation) or folded into a cached copy of the LLM's weights (files: no cost
+per token).
 
 An adapter folder holds adapter.gguf and adapter.json (what it was made from, and the model it was made
 for: a LoRA is a change to one model's weights and means nothing on another's), and adapter-ctc.npz when
@@ -6,10 +8,12 @@ its training tuned the CTC head too (ctc.CtcShift).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 from voxprompt.manifest import Manifest, ModelError
 
@@ -17,6 +21,7 @@ ADAPTER_FILE = "adapter.gguf"
 ADAPTER_MANIFEST = "adapter.json"
 ADAPTER_CTC_FILE = "adapter-ctc.npz"
 ADAPTER_FORMAT = 1
+FOLDED_KEPT = 3  # folded LLMs kept in the cache, the most recently used (each the LLM's size: 145 MB)
 
 
 def adapters_dir() -> Path:
@@ -129,3 +134,43 @@ def installed_adapters() -> list[AdapterInfo]:
         except ModelError:
             continue
     return found
+
+
+def folded_dir() -> Path:
+    """Where LLMs with adapters folded in are cached: beside the built models (rebuilt when missing)."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("voxprompt")) / "folded"
+
+
+def _identity(path: Path) -> list:
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def folded_llm(llm: Path, adapters: Sequence[tuple[Path, float]], log: Callable[[str], None] | None = None) -> Path:
+    """The LLM GGUF with these (adapter, scale) folded into its weights: built once (seconds), then read
+    from the cache; an adapter made again (another file) is folded again."""
+    key = hashlib.sha256(json.dumps([_identity(llm), *([*_identity(Path(p)), s] for p, s in adapters)]).encode())
+    root = folded_dir()
+    out = root / f"{llm.stem}-{key.hexdigest()[:16]}.gguf"
+    if out.is_file():
+        os.utime(out)  # recently used: kept
+        return out
+    from voxprompt.export.merge_lora import fold_loras
+
+    if log:
+        log(f"folding {len(adapters)} adapter(s) into the LLM's weights (once; cached in {root})")
+    partial = root / f".{out.name}.{os.getpid()}.partial"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fold_loras(llm, adapters, partial)
+        partial.replace(out)
+    except OSError as exc:
+        raise ModelError(f"cannot write a folded LLM in {root} ({exc.strerror or exc}); free space there, or "
+                         "apply the adapters at load with --adapters-at-load") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    for old in sorted(root.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True)[FOLDED_KEPT:]:
+        old.unlink(missing_ok=True)
+    return out

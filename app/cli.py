@@ -39,7 +39,13 @@ def _load_transcriber(args, parallel: int = 1, signals=None):
     model_dir = _resolve_model(args.model)  # a first build takes minutes: a signal stops it at once
     with signals.held() if signals is not None else nullcontext():
         return Transcriber.open(model_dir, getattr(args, "device_kind", args.device), args.threads, parallel,
-                                args.beam, adapters=args.adapter, context=args.context)
+                                args.beam, adapters=args.adapter, context=args.context,
+                                fold_adapters=_fold_adapters(args), log=_log)
+
+
+def _fold_adapters(args) -> bool:
+    """Files fold their adapters into the weights (no cost per token); dictation switches them live."""
+    return args.command == "transcribe" and not args.adapters_at_load
 
 
 MAX_CONTEXT_CHARS = 1000  # a context is a few sentences or a list of words, not a document
@@ -253,7 +259,7 @@ def _transcription_engine(args, signals):
     from voxprompt.ray_batch import RayTranscription, WorkerOptions
 
     options = WorkerOptions(args.model, args.device, args.threads or 1, args.parallel, args.beam,
-                            tuple(args.adapter), args.context)
+                            tuple(args.adapter), args.context, _fold_adapters(args))
     with signals.held():
         return RayTranscription(_resolve_model(args.model), options, args.workers,
                                 address=None if args.ray == "local" else args.ray)
@@ -518,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beam", type=int, default=LlmOptions.beam_size, metavar="N",
                    help=f"hypotheses kept per segment (default: {LlmOptions.beam_size}; 1 is greedy, about twice as fast)")
     t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
+    t.add_argument("--adapters-at-load", action="store_true",
+                   help="apply --adapter through llama.cpp's LoRA at load instead of folding it into a cached copy "
+                        "of the weights (no one-off fold of a few seconds and 145 MB of cache; decoding ~40 %% slower)")
     t.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode on a Ray cluster's workers (ADDRESS: a running cluster's, e.g. auto or "
                         "10.0.0.5:6379; none: a local one); this machine reads the audio and writes the "

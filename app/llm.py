@@ -138,7 +138,7 @@ class SpeechPromptLLM:
         self.beam_size = options.beam_size
         self.n_seats = options.seats
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and options.gpu_layers != 0
-        gguf_path = Path(gguf_path)
+        self.path = gguf_path = Path(gguf_path)
         self._load_model(gguf_path, options)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.width = int(llama_cpp.llama_model_n_embd(self._model))
@@ -222,6 +222,7 @@ class SpeechPromptLLM:
         if lib.llama_set_adapters_lora(self._ctx, (lib.llama_adapter_lora_p_ctypes * max(1, n))(*handles), n,
                                        (ctypes.c_float * max(1, n))(*(float(scale) for _, scale in adapters))):
             raise ModelError(f"llama.cpp cannot apply the LoRA adapters {[str(p) for p, _ in adapters]}")
+        self.applied_adapters = tuple((Path(path), float(scale)) for path, scale in adapters)
         self.reset()
         self._rows_exact = self._token_rows is not None and self._rows_match_tokens()
 

@@ -36,6 +36,7 @@ class WorkerOptions:
     beam: int = LlmOptions.beam_size
     adapters: tuple[str, ...] = ()  # --adapter values, installed on every node
     context: str = ""
+    fold_adapters: bool = False  # Transcriber's: each node folds them into its cache once
 
 
 class TranscriberWorker:
@@ -47,7 +48,7 @@ class TranscriberWorker:
 
         model = Path(options.model) if options.model else ensure_default_model()
         self.transcriber = Transcriber.open(model, options.device, options.threads, options.parallel, options.beam,
-                                            options.adapters, options.context)
+                                            options.adapters, options.context, options.fold_adapters)
 
     def transcribe(self, segments: list[SpeechSegment], word_timestamps: bool = False) -> list[Segment]:
         done = {}

@@ -190,14 +190,20 @@ class BeamSearch:
         if self.ctc is not None:
             known = [t for t in words if self.ctc.class_of[t]]
             if known:
-                extended = self.ctc.extend(h.ctc, self.ctc.class_of[known])
+                own = [t for t in known if t in llm_top]
+                extended = self.ctc.extend(h.ctc, self.ctc.class_of[own]) if own else []
                 floor = -np.inf
                 if self.bias is not None:  # a context word is favoured only where the audio bears it out:
                     # its token's CTC score within BIAS_CTC_MARGIN of the best of the LLM's own proposals,
                     # or of ending here
-                    ranked = [p.psi for t, p in zip(known, extended) if t in llm_top] + [self._end_score(h)]
-                    floor = max(ranked) - BIAS_CTC_MARGIN
-                return out + [candidate(t, p.psi, p, False, p.psi >= floor) for t, p in zip(known, extended)
+                    floor = max([p.psi for p in extended] + [self._end_score(h)]) - BIAS_CTC_MARGIN
+                if len(own) < len(known):  # most context words are not in a segment at all: those whose
+                    # score cannot reach the floor (a bound, for the cost of a lookup) are not extended
+                    extra = np.array(known[len(own):])
+                    extra = extra[self.ctc.score_bounds(h.ctc, self.ctc.class_of[extra]) >= floor].tolist()
+                    own, extended = own + extra, extended + (self.ctc.extend(h.ctc, self.ctc.class_of[extra])
+                                                             if extra else [])
+                return out + [candidate(t, p.psi, p, False, p.psi >= floor) for t, p in zip(own, extended)
                               if t in llm_top or p.psi >= floor]
             if stops:
                 return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
-from voxprompt.adapters import AdapterChoice, resolve_adapter
+from voxprompt.adapters import AdapterChoice, folded_llm, resolve_adapter
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.biasing import WordBias
 from voxprompt.ctc import CtcHead, CtcPrefixScorer, CtcShift, spelling_tokens
@@ -62,16 +62,21 @@ class Transcriber:
 
     @classmethod
     def open(cls, model_dir: str | Path, device: str = "auto", threads: int = 0, parallel: int = 1,
-             beam: int = LlmOptions.beam_size, adapters: Sequence[str] = (), context: str = "") -> "Transcriber":
+             beam: int = LlmOptions.beam_size, adapters: Sequence[str] = (), context: str = "",
+             fold_adapters: bool = False, log: Callable[[str], None] | None = None) -> "Transcriber":
         """As the commands open it: the encoder and the LLM on one device ("cpu": no GPU offload), with
         the same threads (0: one per physical core); `adapters` as --adapter gives them (NAME[:SCALE])."""
         return cls(model_dir, EncoderOptions(device=device, n_threads=threads),
                    LlmOptions(n_threads=threads, gpu_layers=0 if device == "cpu" else -1, n_parallel=parallel,
-                              beam_size=beam), adapters=adapters, context=context)
+                              beam_size=beam), adapters=adapters, context=context, fold_adapters=fold_adapters,
+                   log=log)
 
     def __init__(self, model_dir: str | Path, encoder_options: EncoderOptions = EncoderOptions(),
                  llm_options: LlmOptions = LlmOptions(), vad_options: VadOptions = VadOptions(),
-                 verify: bool = True, adapters: Sequence[str | AdapterChoice] = (), context: str = ""):
+                 verify: bool = True, adapters: Sequence[str | AdapterChoice] = (), context: str = "",
+                 fold_adapters: bool = False, log: Callable[[str], None] | None = None):
+        """`fold_adapters`: fold the adapters into a cached copy of the LLM's weights (no cost per token,
+        a few seconds the first time; they cannot be switched then) instead of applying them at load."""
         return_large_blocks()  # before the first segment: otherwise freed buffers stay in the heap
         model_dir = Path(model_dir)
         self.manifest: Manifest = load_manifest(model_dir, verify=verify)
@@ -83,8 +88,11 @@ class Transcriber:
         self.vad_options = self.fit_vad(vad_options)
         if llm_options.n_ctx == 0:
             llm_options = replace(llm_options, n_ctx=self.cells_per_segment())
-        self.llm = SpeechPromptLLM(model_dir / m.llm.file, m.prompt, llm_options, self._llm_adapters(self.adapters),
-                                   context=context)
+        llm_file, llm_adapters = model_dir / m.llm.file, self._llm_adapters(self.adapters)
+        self.folded = fold_adapters and any(a.scale for a in self.adapters)
+        if self.folded:
+            llm_file, llm_adapters = folded_llm(llm_file, llm_adapters, log), []
+        self.llm = SpeechPromptLLM(llm_file, m.prompt, llm_options, llm_adapters, context=context)
         if not (self.encoder.width == self.llm.width == m.llm.width):
             raise ModelError(f"{model_dir}: encoder gives {self.encoder.width}-wide vectors, the LLM reads "
                              f"{self.llm.width} (manifest: {m.llm.width}); re-export the model")
@@ -131,6 +139,9 @@ class Transcriber:
 
     def use_adapters(self, chosen: Sequence[AdapterChoice]) -> None:
         """Switch domain adapters between segments (the base model stays loaded; files are read once)."""
+        if self.folded:
+            raise ValueError("these adapters are folded into the loaded weights; open with fold_adapters=False "
+                             "to switch them")
         before = self._ctc_inputs()
         self.llm.set_adapters(self._llm_adapters(chosen))
         self.adapters = tuple(chosen)

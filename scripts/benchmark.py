@@ -59,7 +59,7 @@ def peak_rss_mb() -> float:
 
 
 def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int, beam: int,
-                  adapters: list[str] = ()) -> dict:
+                  adapters: list[str] = (), fold_adapters: bool = True) -> dict:
     from voxprompt.audio import probe
     from voxprompt.encoder import EncoderOptions
     from voxprompt.files import SegmentDone, transcribe_files
@@ -68,7 +68,8 @@ def run_voxprompt(model_dir: str, files: list[str], threads: int, parallel: int,
 
     t0 = time.perf_counter()
     transcriber = Transcriber(model_dir, EncoderOptions(n_threads=threads),
-                              LlmOptions(n_threads=threads, n_parallel=parallel, beam_size=beam), adapters=adapters)
+                              LlmOptions(n_threads=threads, n_parallel=parallel, beam_size=beam), adapters=adapters,
+                              fold_adapters=fold_adapters)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     segments = [e.segment for e in transcribe_files(transcriber, files) if isinstance(e, SegmentDone)]
@@ -111,7 +112,8 @@ def child(args) -> None:
     if args.child == "faster-whisper":
         result = run_faster_whisper(files, args.threads)
     else:
-        result = run_voxprompt(args.child, files, args.threads, args.parallel[0], args.beam[0], args.adapter)
+        result = run_voxprompt(args.child, files, args.threads, args.parallel[0], args.beam[0], args.adapter,
+                               not args.adapters_at_load)
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
@@ -139,6 +141,7 @@ def main() -> None:
                         help="also the default model with this domain adapter (a folder from `voxprompt adapt`; "
                              "repeatable: a row for each, beside a row without)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--adapters-at-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -161,19 +164,22 @@ def main() -> None:
             for beam in args.beam:
                 label = (f"voxprompt {args.encoder} + SmolLM2 {quant} + LoRA {'merged' if merged else 'at load'}, "
                          f"{parallel} in parallel, beam {beam}")
-                systems.append((label, str(model), parallel, beam, []))
-                for adapter in args.adapter:
-                    systems.append((f"{label}, adapter {Path(adapter).name}", str(model), parallel, beam, [adapter]))
+                systems.append((label, str(model), parallel, beam, [], True))
+                for adapter in args.adapter:  # as `voxprompt transcribe` runs it (folded), and applied at load
+                    for how, fold in (("folded", True), ("at load", False)):
+                        systems.append((f"{label}, adapter {Path(adapter).name} {how}", str(model), parallel, beam,
+                                        [adapter], fold))
     for model in args.model:
         for parallel in args.parallel:
             for beam in args.beam:
-                systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel, beam, []))
-    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1, []))
+                systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel,
+                                beam, [], True))
+    systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1, [], True))
     rows = []
-    for label, target, parallel, beam, adapters in systems:
+    for label, target, parallel, beam, adapters, fold in systems:
         out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
                               "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam),
-                              *[f"--adapter={a}" for a in adapters]],
+                              *[f"--adapter={a}" for a in adapters], *([] if fold else ["--adapters-at-load"])],
                              capture_output=True, text=True, check=True,
                              env=users_env if target == "faster-whisper" else None)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))

@@ -92,6 +92,37 @@ def test_an_adapters_terms_are_favoured_in_the_search_while_it_is_applied(defaul
         t.close()
 
 
+def test_files_fold_adapters_into_cached_weights_with_the_effect_of_applying_them(default_model_dir, installed, loaded,
+                                                                                tmp_path, monkeypatch):
+    from voxprompt.adapters import folded_dir
+    from voxprompt.transcriber import Transcriber
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    both = loaded.adapters
+    try:
+        loaded.use_adapters(())
+        plain = _logits(loaded)
+        loaded.use_adapters(both[:1])  # `again`, applied at load
+        at_load = _logits(loaded)
+    finally:
+        loaded.use_adapters(both)
+    said = []
+    for attempt in range(2):
+        t = Transcriber(default_model_dir, adapters=["again"], fold_adapters=True, log=said.append)
+        try:
+            assert t.llm.path.parent == folded_dir() and not t.llm.applied_adapters
+            folded = _logits(t)
+            with pytest.raises(ValueError, match="folded"):
+                t.use_adapters(())
+        finally:
+            t.close()
+    assert len(said) == 1 and "folding" in said[0]  # built once, then read from the cache
+    effect = np.abs(at_load - plain).max()
+    assert effect > 1.0
+    assert np.abs(folded - at_load).max() < 0.25 * effect  # q8_0 again where it changed: rounding, not the effect
+    assert int(folded.argmax()) == int(at_load.argmax())
+
+
 def test_scale_zero_is_the_model_without_the_adapter(default_model_dir, installed):
     from voxprompt.transcriber import Transcriber
 

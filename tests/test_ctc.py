@@ -32,6 +32,30 @@ def test_the_whole_prefix_scores_what_ctc_loss_says(target):
     assert prefix.psi >= scorer.end_score(prefix)
 
 
+def test_score_bounds_are_never_below_the_scores_and_rule_out_a_token_not_heard_near_the_prefix():
+    log_probs = random_log_probs(40, 12, seed=3)
+    log_probs[:, 11] = -30.0  # class 11 is heard on frames 30-32 only, far past the prefix
+    log_probs[30:33, 11] = 0.0
+    log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
+    scorer = CtcPrefixScorer.from_log_probs(log_probs, np.arange(12), weight=0.3, candidates=3, floor=-20)
+    prefixes = [scorer.initial()]
+    for cls in (2, 2, 5):  # a repeated class too
+        prefixes.append(scorer.extend(prefixes[-1], np.array([cls]))[0])
+    classes = np.arange(1, 12)
+    for prefix in prefixes:
+        exact = np.array([p.psi for p in scorer.extend(prefix, classes)])
+        assert np.all(scorer.score_bounds(prefix, classes) >= exact - 1e-9)
+    # "7" is heard on frames 0-1, then another word until frame 29: 11, heard on frames 30-32, cannot
+    # follow "7" directly, and its best frame is where "7" no longer reaches
+    heard = np.full((40, 12), -30.0)
+    heard[:2, 7] = heard[2:30, 3] = heard[30:33, 11] = heard[33:, 0] = 0.0
+    heard -= np.logaddexp.reduce(heard, axis=1, keepdims=True)
+    scorer = CtcPrefixScorer.from_log_probs(heard, np.arange(12), weight=0.3, candidates=3, floor=-20)
+    seven = scorer.extend(scorer.initial(), np.array([7]))[0]
+    whole_segment = np.logaddexp.reduce(np.logaddexp(seven.r_n, seven.r_b)) + heard[:, 11].max()
+    assert scorer.score_bounds(seven, np.array([11]))[0] < whole_segment - 10
+
+
 def test_a_head_hears_nothing_only_when_the_blank_wins_every_frame():
     class_of = np.arange(6)
     quiet = np.log(np.full((8, 6), 0.02))
