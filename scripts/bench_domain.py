@@ -130,7 +130,8 @@ def main() -> None:
     def ours(name: str, sets: dict, adapters=(), context=""):
         if name in rows:
             return
-        t = Transcriber(model_dir, llm_options=LlmOptions(n_parallel=FILE_PARALLEL), adapters=adapters, context=context)
+        t = Transcriber(model_dir, llm_options=LlmOptions(n_parallel=FILE_PARALLEL), adapters=adapters, context=context,
+                        fold_adapters=True)  # as `voxprompt transcribe` applies them
         try:
             keep(name, {set_name: score(set_refs, transcribe_clips(t, set_clips), set_name == "domain")
                         for set_name, (set_refs, set_clips) in sets.items()})
@@ -157,7 +158,7 @@ def main() -> None:
         hyps = [""] * len(clips)
         for term in terms:
             t = Transcriber(model_dir, llm_options=LlmOptions(n_parallel=FILE_PARALLEL), adapters=adapters,
-                            context=short_context[term])
+                            context=short_context[term], fold_adapters=True)
             try:
                 mine = [i for i, ct in enumerate(clip_terms) if ct == term]
                 for i, h in zip(mine, transcribe_clips(t, [clips[i] for i in mine])):
