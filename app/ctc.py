@@ -17,6 +17,7 @@ import numpy as np
 from voxprompt.encoder import EncoderOptions, open_session
 
 NEG_INF = -np.inf
+REACH_WINDOW = 40.0  # nats: e^-40 is below float64's precision (CtcPrefixScorer._first_frame)
 BOUND_BLOCK = 8  # frames per block of CtcPrefixScorer.score_bounds (0.6 s at 12.5 frames a second)
 
 
@@ -208,11 +209,11 @@ class CtcPrefixScorer:
         """The empty prefix: blanks only."""
         return CtcPrefix(0.0, np.full(len(self._frames), NEG_INF), self._cum_blank.copy())
 
-    def _class_frames(self, classes: np.ndarray) -> np.ndarray:
-        """[K, T] log-probabilities of each class on each frame."""
+    def _class_frames(self, classes: np.ndarray, first: int = 0) -> np.ndarray:
+        """[K, T - first] log-probabilities of each class on each frame from `first` on."""
         columns = self._column[classes]
-        x = np.full((len(classes), len(self._frames)), self.floor, np.float64)
-        x[columns >= 0] = self._frames[:, columns[columns >= 0]].T
+        x = np.full((len(classes), len(self._frames) - first), self.floor, np.float64)
+        x[columns >= 0] = self._frames[first:, columns[columns >= 0]].T
         return x
 
     def emissions(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,20 +224,34 @@ class CtcPrefixScorer:
     def n_frames(self) -> int:
         return len(self._frames)
 
+    def _first_frame(self, prefix: CtcPrefix) -> int:
+        """The first frame where the prefix's reach (the log-probability that frames 0..t emit it) is
+        within REACH_WINDOW of its best: paths through earlier frames are below float64's precision
+        against those through that best, so an extension is computed from there on (a hypothesis late
+        in a segment: a fraction of its frames)."""
+        if prefix.last == 0 or len(self._frames) < 3:
+            return 0
+        reach = np.logaddexp(prefix.r_n, prefix.r_b)
+        return min(int(np.argmax(reach > reach.max() - REACH_WINDOW)), len(self._frames) - 2)
+
     def extend(self, prefix: CtcPrefix, classes: np.ndarray) -> list[CtcPrefix]:
         """The prefix extended by each class in `classes` [K] (all non-blank)."""
-        x = self._class_frames(classes)
+        first = self._first_frame(prefix)
+        x = self._class_frames(classes, first)
         k, t = x.shape
-        phi = np.broadcast_to(np.logaddexp(prefix.r_n, prefix.r_b), (k, t)).copy()
-        phi[classes == prefix.last] = prefix.r_b  # a repeated class needs a blank in between
+        phi = np.broadcast_to(np.logaddexp(prefix.r_n[first:], prefix.r_b[first:]), (k, t)).copy()
+        phi[classes == prefix.last] = prefix.r_b[first:]  # a repeated class needs a blank in between
         start = np.full((k, 1), 0.0 if prefix.last == 0 else NEG_INF)
         # r_n[t] = logaddexp(r_n[t-1], phi[t-1]) + x[t], unrolled with cumulative sums
         cum_x = np.cumsum(x, axis=1)
-        r_n = cum_x + np.logaddexp.accumulate(np.concatenate([start, phi[:, :-1] - cum_x[:, :-1]], axis=1), axis=1)
+        r_n = np.full((k, len(self._frames)), NEG_INF)
+        r_n[:, first:] = cum_x + np.logaddexp.accumulate(
+            np.concatenate([start, phi[:, :-1] - cum_x[:, :-1]], axis=1), axis=1)
         # r_b[t] = logaddexp(r_b[t-1], r_n[t-1]) + blank[t]
-        cum_b = self._cum_blank[None]
-        into_b = np.concatenate([np.full((k, 1), NEG_INF), r_n[:, :-1] - cum_b[:, :-1]], axis=1)
-        r_b = cum_b + np.logaddexp.accumulate(into_b, axis=1)
+        cum_b = self._cum_blank[None, first:]
+        into_b = np.concatenate([np.full((k, 1), NEG_INF), r_n[:, first:-1] - cum_b[:, :-1]], axis=1)
+        r_b = np.full((k, len(self._frames)), NEG_INF)
+        r_b[:, first:] = cum_b + np.logaddexp.accumulate(into_b, axis=1)
         psi = np.logaddexp(start[:, 0] + x[:, 0], np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1))
         return [CtcPrefix(float(psi[j]), r_n[j], r_b[j], int(classes[j])) for j in range(k)]
 

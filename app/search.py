@@ -118,6 +118,7 @@ class BeamSearch:
         self.weight = ctc.weight if ctc is not None else 0.0
         self.candidates = max(ctc.candidates if ctc is not None else 0, self.beam + 1)
         self.is_stop = is_stop
+        self._stops: dict[int, bool] = {}
         self.guard = guard
         self.max_new_tokens = max_new_tokens
         self.bias = bias
@@ -186,7 +187,7 @@ class BeamSearch:
         words = [int(t) for t in top if int(t) not in stops]
         llm_top = set(words)
         if self.bias is not None:  # a context word's next token, however the LLM ranks it
-            words += [t for t in self.bias.next_tokens(h.bias, at_start) if t not in words and not self.is_stop(t)]
+            words += [t for t in self.bias.next_tokens(h.bias, at_start) if t not in llm_top and not self._stop(t)]
         if self.ctc is not None:
             known = [t for t in words if self.ctc.class_of[t]]
             if known:
@@ -209,6 +210,13 @@ class BeamSearch:
                 return out
             words = [int(np.argmax(llm))]  # nothing the CTC head can judge: the LLM decides alone
         return out + [candidate(t, h.ctc.psi if h.ctc else 0.0, h.ctc, False) for t in words]
+
+    def _stop(self, token: int) -> bool:
+        """is_stop, remembered: the context words' tokens are asked about at every word boundary."""
+        stop = self._stops.get(token)
+        if stop is None:
+            stop = self._stops[token] = self.is_stop(token)
+        return stop
 
     def _end_score(self, h: Hypothesis) -> float:
         return self.ctc.end_score(h.ctc) if self.ctc is not None else 0.0
