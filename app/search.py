@@ -198,14 +198,25 @@ class BeamSearch:
                     # its token's CTC score within BIAS_CTC_MARGIN of the best of the LLM's own proposals,
                     # or of ending here
                     floor = max([p.psi for p in extended] + [self._end_score(h)]) - BIAS_CTC_MARGIN
-                if len(own) < len(known):  # most context words are not in a segment at all: those whose
-                    # score cannot reach the floor (a bound, for the cost of a lookup) are not extended
-                    extra = np.array(known[len(own):])
-                    extra = extra[self.ctc.score_bounds(h.ctc, self.ctc.class_of[extra]) >= floor].tolist()
-                    own, extended = own + extra, extended + (self.ctc.extend(h.ctc, self.ctc.class_of[extra])
-                                                             if extra else [])
-                return out + [candidate(t, p.psi, p, False, p.psi >= floor) for t, p in zip(own, extended)
-                              if t in llm_top or p.psi >= floor]
+                found = out + [candidate(t, p.psi, p, False, p.psi >= floor) for t, p in zip(own, extended)]
+                if len(own) == len(known):
+                    return found
+                # Most context words' tokens cannot make it, which bounds tell for the cost of a lookup:
+                # not heard near this hypothesis (their CTC score cannot reach the floor), or scoring
+                # below `beam` of this hypothesis' own proposals even with their best CTC score and the
+                # bonus (then `beam` others outrank them). Only the rest are CTC-scored.
+                extra = np.array(known[len(own):])
+                bound = self.ctc.score_bounds(h.ctc, self.ctc.class_of[extra])
+                keep = bound >= floor
+                ranked = sorted((c.score for c in found if not c.ends), reverse=True)
+                if len(ranked) >= self.beam:
+                    best = ((1 - self.weight) * (h.llm_score + llm[extra]) + self.weight * bound
+                            + h.bias_score + self.bias.bonus)
+                    keep &= best >= ranked[self.beam - 1]
+                extra = extra[keep].tolist()
+                extended = self.ctc.extend(h.ctc, self.ctc.class_of[extra]) if extra else []
+                return found + [candidate(t, p.psi, p, False, True) for t, p in zip(extra, extended)
+                                if p.psi >= floor]
             if stops:
                 return out
             words = [int(np.argmax(llm))]  # nothing the CTC head can judge: the LLM decides alone

@@ -194,7 +194,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for label, r in rows:
         fmt = lambda key, spec: format(r[key], spec) if key in r else "-"
-        print(f"| {label} | {r['wall_s'] / r['audio_s']:.3f} | {r['load_s']:.2f} | {fmt('encode_ms', '.1f')} | "
+        print(f"| {label} | {r['wall_s'] / r['audio_s']:.4f} | {r['load_s']:.2f} | {fmt('encode_ms', '.1f')} | "
               f"{fmt('prompt_ms', '.1f')} | {fmt('tokens_per_s', '.0f')} | {fmt('tokens_per_segment', '.1f')} | "
               f"{r['peak_rss_mb']:.0f} |")
 
