@@ -7,6 +7,8 @@ which keeps the LLM from wandering off what was said (invented words, loops).
 """
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,10 +193,6 @@ class CtcPrefixScorer:
         self._column = np.full(n_classes, -1)
         self._column[kept] = np.arange(len(kept))
         self._cum_blank = np.cumsum(self._frames[:, 0], dtype=np.float64)
-        blocks = -(-len(self._frames) // BOUND_BLOCK)
-        padded = np.full((blocks * BOUND_BLOCK, self._frames.shape[1]), NEG_INF)
-        padded[:len(self._frames)] = self._frames
-        self._block_best = padded.reshape(blocks, BOUND_BLOCK, -1).max(axis=1)  # [blocks, kept]: best frame in each
         # The blank wins every frame: the head hears no token at all (noise, a click, breath).
         self.hears_nothing = bool((self._frames.argmax(axis=1) == 0).all())
 
@@ -254,6 +252,15 @@ class CtcPrefixScorer:
         r_b[:, first:] = cum_b + np.logaddexp.accumulate(into_b, axis=1)
         psi = np.logaddexp(start[:, 0] + x[:, 0], np.logaddexp.reduce(phi[:, :-1] + x[:, 1:], axis=1))
         return [CtcPrefix(float(psi[j]), r_n[j], r_b[j], int(classes[j])) for j in range(k)]
+
+    @functools.cached_property
+    def _block_best(self) -> np.ndarray:
+        """[blocks, kept classes]: each class's best frame in each block of BOUND_BLOCK frames (made when
+        first asked: only a search with context words needs it)."""
+        blocks = -(-len(self._frames) // BOUND_BLOCK)
+        padded = np.full((blocks * BOUND_BLOCK, self._frames.shape[1]), NEG_INF, np.float32)
+        padded[:len(self._frames)] = self._frames
+        return padded.reshape(blocks, BOUND_BLOCK, -1).max(axis=1).astype(np.float64)
 
     def score_bounds(self, prefix: CtcPrefix, classes: np.ndarray) -> np.ndarray:
         """[K] upper bounds of what extend() would score, for a few operations per class: psi is a
