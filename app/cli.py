@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="do not print the transcript to the terminal")
     t.add_argument("--adapters-at-load", action="store_true",
                    help="apply --adapter through llama.cpp's LoRA at load instead of folding it into a cached copy "
-                        "of the weights (no one-off fold of a few seconds and 145 MB of cache; decoding ~40 %% slower)")
+                        "of the weights (no one-off fold of a few seconds and 145 MB of cache; decoding 20-35 %% slower)")
     t.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode on a Ray cluster's workers (ADDRESS: a running cluster's, e.g. auto or "
                         "10.0.0.5:6379; none: a local one); this machine reads the audio and writes the "

@@ -8,7 +8,6 @@ which keeps the LLM from wandering off what was said (invented words, loops).
 from __future__ import annotations
 
 import functools
-
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

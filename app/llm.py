@@ -67,7 +67,7 @@ class LlmOptions:
 
 # libgomp's spins before a thread sleeps at a barrier (~20 us here). llama.cpp's threads meet at one
 # barrier per graph node, microseconds apart: sleeping at once costs a futex wake-up at each (files
-# 24 % slower, an adapter's extra nodes +80 % instead of +40 %), while libgomp's own default (~3 ms)
+# 24 % slower, an adapter's extra nodes +76 % instead of +21-45 %), while libgomp's own default (~3 ms)
 # spins on cores that other processes need.
 OPENMP_SPINS = 1000
 

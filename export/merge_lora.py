@@ -2,7 +2,7 @@
 * B @ A), or express what fine-tuning changed in one as an adapter of its own (lora_difference).
 
 Folded, an adapter costs nothing at run time; applied at load, llama.cpp adds two small matmuls per
-adapted weight and token (+40 % decoding time on 2 cores, whatever the rank). The default model's
+adapted weight and token (+17-35 % decoding time on 2 cores, whatever the rank). The default model's
 own adapter is folded at f16 and then quantised by llama.cpp (q8_0 keeps the adapter's effect;
 merging into a 4-bit base loses most of it); a domain adapter is folded into the built model as it is.
 """
