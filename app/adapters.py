@@ -8,6 +8,7 @@ its training tuned the CTC head too (ctc.CtcShift).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -167,10 +168,11 @@ def folded_llm(llm: Path, adapters: Sequence[tuple[Path, float]], log: Callable[
         fold_loras(llm, adapters, partial)
         partial.replace(out)
     except OSError as exc:
-        raise ModelError(f"cannot write a folded LLM in {root} ({exc.strerror or exc}); free space there, or "
-                         "apply the adapters at load with --adapters-at-load") from None
+        raise ModelError(f"cannot write a folded LLM in {root} ({exc.strerror or exc}); make room there or make "
+                         "it writable, or apply the adapters at load with --adapters-at-load") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # gone once renamed; never made where the folder cannot be
+            partial.unlink()
     for old in sorted(root.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True)[FOLDED_KEPT:]:
         old.unlink(missing_ok=True)
     return out

@@ -123,6 +123,18 @@ def test_files_fold_adapters_into_cached_weights_with_the_effect_of_applying_the
     assert int(folded.argmax()) == int(at_load.argmax())
 
 
+def test_a_fold_that_cannot_be_written_is_one_line_that_says_what_to_do(default_model_dir, installed, tmp_path,
+                                                                      monkeypatch):
+    from voxprompt.adapters import folded_llm
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    with pytest.raises(ModelError, match="cannot write a folded LLM") as caught:
+        folded_llm(default_model_dir / "llm.gguf", [(installed / "again" / "adapter.gguf", 1.0)])
+    assert "\n" not in str(caught.value) and "--adapters-at-load" in str(caught.value)
+
+
 def test_scale_zero_is_the_model_without_the_adapter(default_model_dir, installed):
     from voxprompt.transcriber import Transcriber
 
