@@ -1,7 +1,6 @@
 """Microphone input through PortAudio: a callback that never blocks, a bounded queue, any device rate."""
 from __future__ import annotations
 
-import os
 import queue
 from dataclasses import dataclass
 
@@ -22,23 +21,8 @@ class InputDevice:
     channels: int
 
 
-# PulseAudio (and PipeWire's pulse server) hands a client its capture in fragments of this many ms; its
-# default for ALSA clients is larger, and a final waited for the fragment holding the end of speech:
-# end of speech -> final 285-303 ms median with 20, 333 without (scripts/bench_dictation.py, idle).
-PULSE_FRAGMENT_MS = 20
-
-
-def sounddevice_module():
-    """sounddevice, with PulseAudio asked for short capture fragments (read when PortAudio opens its ALSA
-    'pulse' device, hence one door for every import; a user's own PULSE_LATENCY_MSEC wins)."""
-    os.environ.setdefault("PULSE_LATENCY_MSEC", str(PULSE_FRAGMENT_MS))
-    import sounddevice
-
-    return sounddevice
-
-
 def list_input_devices() -> list[InputDevice]:
-    sd = sounddevice_module()
+    import sounddevice as sd
 
     return [InputDevice(i, d["name"], d["default_samplerate"], d["max_input_channels"])
             for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
@@ -46,7 +30,7 @@ def list_input_devices() -> list[InputDevice]:
 
 def find_device(spec: str | int | None) -> InputDevice:
     """The default input, a device index, or the first device whose name contains `spec`."""
-    sd = sounddevice_module()
+    import sounddevice as sd
 
     devices = list_input_devices()
     if not devices:
@@ -68,7 +52,7 @@ class Microphone:
     """Opens `device` at 16 kHz if it can, else at its own rate (44.1 / 48 kHz), resampled on read()."""
 
     def __init__(self, device: InputDevice, block_ms: int = 20, queue_seconds: float = 30.0):
-        sd = sounddevice_module()
+        import sounddevice as sd
 
         self.device = device
         try:
