@@ -173,6 +173,12 @@ class CtcPrefix:
     r_b: np.ndarray = field(repr=False)
     last: int = 0
 
+    @functools.cached_property
+    def reach(self) -> np.ndarray:
+        """[T] log-probability that frames 0..t emit the prefix (either ending); asked for several times
+        per step, computed once."""
+        return np.logaddexp(self.r_n, self.r_b)
+
 
 class CtcPrefixScorer:
     """CTC prefix scores of a segment's hypotheses, extended one token at a time (the state lives in
@@ -228,7 +234,7 @@ class CtcPrefixScorer:
         in a segment: a fraction of its frames)."""
         if prefix.last == 0 or len(self._frames) < 3:
             return 0
-        reach = np.logaddexp(prefix.r_n, prefix.r_b)
+        reach = prefix.reach
         return min(int(np.argmax(reach > reach.max() - REACH_WINDOW)), len(self._frames) - 2)
 
     def extend(self, prefix: CtcPrefix, classes: np.ndarray) -> list[CtcPrefix]:
@@ -236,7 +242,7 @@ class CtcPrefixScorer:
         first = self._first_frame(prefix)
         x = self._class_frames(classes, first)
         k, t = x.shape
-        phi = np.broadcast_to(np.logaddexp(prefix.r_n[first:], prefix.r_b[first:]), (k, t)).copy()
+        phi = np.broadcast_to(prefix.reach[first:], (k, t)).copy()
         phi[classes == prefix.last] = prefix.r_b[first:]  # a repeated class needs a blank in between
         start = np.full((k, 1), 0.0 if prefix.last == 0 else NEG_INF)
         # r_n[t] = logaddexp(r_n[t-1], phi[t-1]) + x[t], unrolled with cumulative sums
@@ -269,7 +275,7 @@ class CtcPrefixScorer:
         columns = self._column[classes]
         reach = np.full(len(self._block_best) * BOUND_BLOCK, NEG_INF)
         reach[0] = 0.0 if prefix.last == 0 else NEG_INF  # frame 0 extends the empty prefix only
-        reach[1:len(self._frames)] = np.logaddexp(prefix.r_n, prefix.r_b)[:-1]
+        reach[1:len(self._frames)] = prefix.reach[:-1]
         with np.errstate(invalid="ignore"):  # blocks the prefix cannot reach: -inf throughout
             reach = np.logaddexp.reduce(reach.reshape(-1, BOUND_BLOCK), axis=1)
             best = np.where(columns >= 0, self._block_best[:, np.maximum(columns, 0)], self.floor)
