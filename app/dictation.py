@@ -18,6 +18,7 @@ import numpy as np
 
 from voxprompt.audio import SAMPLE_RATE
 from voxprompt.journal import Journal
+from voxprompt.llm import release_openmp_threads
 from voxprompt.transcriber import Segment, Transcriber
 from voxprompt.vad import SpeechSegment, VadOptions, VadSegmenter
 from voxprompt.words import Word
@@ -154,6 +155,7 @@ class DictationEngine:
 
     # -- control --------------------------------------------------------------------------------
     def start(self) -> "DictationEngine":
+        release_openmp_threads()  # the decoder moves to the worker thread; see release_openmp_threads
         self._thread = threading.Thread(target=self._run, name="voxprompt-dictation", daemon=True)
         self._thread.start()
         return self

@@ -86,6 +86,21 @@ def llama_library():
     return llama_cpp
 
 
+def release_openmp_threads() -> None:
+    """Let the OpenMP workers this thread has started go (a thread that is done with llama.cpp, or hands it
+    to another). libgomp keeps a pool of workers for every thread that has run llama.cpp, and once its
+    pools hold more threads than there are cores it stops spinning at barriers: a model loaded on one
+    thread and decoded on another (dictation's worker) decoded 1.7x slower on 2 cores. Nothing where the
+    OpenMP runtime is not libgomp or predates OpenMP 5 (omp_pause_resource_all)."""
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_NOW)  # only the one llama.cpp loaded
+        pause = gomp.omp_pause_resource_all
+    except (OSError, AttributeError):
+        return
+    pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
+    pause(1)  # omp_pause_soft: the workers exit; the next parallel region on this thread starts new ones
+
+
 _LOG_CALLBACK = None
 
 
@@ -162,6 +177,7 @@ class SpeechPromptLLM:
             self._token_rows = None  # a layout this reader does not know: tokens go in a run of their own
         self._rows_exact = False
         self.set_adapters(adapters)
+        release_openmp_threads()  # loading ran OpenMP here; decoding may well run on another thread
 
     def _load_model(self, gguf_path: Path, options: LlmOptions) -> None:
         lib = self._lib
