@@ -32,7 +32,7 @@ def test_the_whole_prefix_scores_what_ctc_loss_says(target):
     assert prefix.psi >= scorer.end_score(prefix)
 
 
-def test_score_bounds_are_never_below_the_scores_and_rule_out_a_token_not_heard_near_the_prefix():
+def test_score_bounds_and_the_prefix_score_are_never_below_an_extensions_and_rule_out_a_token_not_heard_near_the_prefix():
     log_probs = random_log_probs(40, 12, seed=3)
     log_probs[:, 11] = -30.0  # class 11 is heard on frames 30-32 only, far past the prefix
     log_probs[30:33, 11] = 0.0
@@ -45,6 +45,7 @@ def test_score_bounds_are_never_below_the_scores_and_rule_out_a_token_not_heard_
     for prefix in prefixes:
         exact = np.array([p.psi for p in scorer.extend(prefix, classes)])
         assert np.all(scorer.score_bounds(prefix, classes) >= exact - 1e-9)
+        assert np.all(exact <= prefix.psi + 1e-9)  # no extension outscores its prefix: a bound too
     # "7" is heard on frames 0-1, then another word until frame 29: 11, heard on frames 30-32, cannot
     # follow "7" directly, and its best frame is where "7" no longer reaches
     heard = np.full((40, 12), -30.0)
