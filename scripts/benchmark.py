@@ -2,12 +2,14 @@
 """Speed and memory of voxprompt per LLM quantisation, beside faster-whisper tiny.en, on the same files.
 
     python scripts/benchmark.py [--files N] [--threads 0] [--quants q4_0 q8_0-merged f16] [--parallel 1 8] [--beam 1 4]
-                                [--concat] [--model DIR ...]
+                                [--concat] [--model DIR ...] [--adapter DIR ...] [--rounds N]
 
 Each system runs in its own process (so peak RSS is its own); model loading is timed apart from
 transcription. `--parallel N` decodes N segments together (across files), as `voxprompt transcribe` does.
 Real-time factor = transcription wall time / audio duration (lower is faster).
-Prints a Markdown table.
+`--rounds N` runs every system N times, round after round: the table gives each system's median RTF, its
+range, and its median ratio to the first row's RTF of the same round (a machine's speed drifts by ~5 % between
+minutes here, which a single round cannot tell from a 5 % difference). Prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--adapter", action="append", default=[],
                         help="also the default model with this domain adapter (a folder from `voxprompt adapt`; "
                              "repeatable: a row for each, beside a row without)")
+    parser.add_argument("--rounds", type=int, default=1, help="run every system this many times, interleaved")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--adapters-at-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-files", help=argparse.SUPPRESS)
@@ -175,29 +178,40 @@ def main() -> None:
                 systems.append((f"{model.name} ({model}), {parallel} in parallel, beam {beam}", str(model), parallel,
                                 beam, [], True))
     systems.append(("faster-whisper tiny.en int8 greedy", "faster-whisper", 1, 1, [], True))
-    rows = []
-    for label, target, parallel, beam, adapters, fold in systems:
-        out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
-                              "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam),
-                              *[f"--adapter={a}" for a in adapters], *([] if fold else ["--adapters-at-load"])],
-                             capture_output=True, text=True, check=True,
-                             env=users_env if target == "faster-whisper" else None)
-        rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
-        print(f"done: {label}", file=sys.stderr)
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in systems}
+    for round_ in range(args.rounds):
+        for label, target, parallel, beam, adapters, fold in systems:
+            out = subprocess.run([sys.executable, __file__, "--child", target, "--child-files", json.dumps(files),
+                                  "--threads", str(args.threads), "--parallel", str(parallel), "--beam", str(beam),
+                                  *[f"--adapter={a}" for a in adapters], *([] if fold else ["--adapters-at-load"])],
+                                 capture_output=True, text=True, check=True,
+                                 env=users_env if target == "faster-whisper" else None)
+            runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"done: {label}" + (f" (round {round_ + 1} of {args.rounds})" if args.rounds > 1 else ""),
+                  file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
 
-    audio_s = rows[0][1]["audio_s"]
-    what = f"{args.files} real recordings joined into one file" if args.concat else f"{len(files)} real recordings"
-    print(f"{what}, {audio_s:.1f} s of audio; {args.threads or 'default'} threads; "
-          f"{os.cpu_count()} CPUs; {rows[0][1].get('devices', '')}\n")
-    print("| system | RTF | load s | encoder ms/seg | first text ms/seg | transcript tokens/s | tokens/seg | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, r in rows:
-        fmt = lambda key, spec: format(r[key], spec) if key in r else "-"
-        print(f"| {label} | {r['wall_s'] / r['audio_s']:.4f} | {r['load_s']:.2f} | {fmt('encode_ms', '.1f')} | "
-              f"{fmt('prompt_ms', '.1f')} | {fmt('tokens_per_s', '.0f')} | {fmt('tokens_per_segment', '.1f')} | "
-              f"{r['peak_rss_mb']:.0f} |")
+    import numpy as np
 
+    rtf = {label: [r["wall_s"] / r["audio_s"] for r in rs] for label, rs in runs.items()}
+    first = rtf[systems[0][0]]
+    first_run = next(iter(runs.values()))[0]
+    what = f"{args.files} real recordings joined into one file" if args.concat else f"{len(files)} real recordings"
+    print(f"{what}, {first_run['audio_s']:.1f} s of audio; {args.threads or 'default'} threads; "
+          f"{os.cpu_count()} CPUs; {first_run.get('devices', '')}"
+          + (f"; {args.rounds} rounds: medians" if args.rounds > 1 else "") + "\n")
+    many = args.rounds > 1
+    print("| system | RTF |" + (" RTF range | vs first row |" if many else "")
+          + " load s | encoder ms/seg | first text ms/seg | transcript tokens/s | tokens/seg | peak RSS MB |")
+    print("|---|---|" + ("---|---|" if many else "") + "---|---|---|---|---|---|")
+    for label, rs in runs.items():
+        mid = lambda key: float(np.median([r[key] for r in rs])) if key in rs[0] else None
+        fmt = lambda key, spec: format(mid(key), spec) if mid(key) is not None else "-"
+        spread = (f" {min(rtf[label]):.4f}-{max(rtf[label]):.4f} | "
+                  f"{np.median(np.array(rtf[label]) / np.array(first)):.3f} |") if many else ""
+        print(f"| {label} | {np.median(rtf[label]):.4f} |{spread} {fmt('load_s', '.2f')} | {fmt('encode_ms', '.1f')} | "
+              f"{fmt('prompt_ms', '.1f')} | {fmt('tokens_per_s', '.0f')} | {fmt('tokens_per_segment', '.1f')} | "
+              f"{max(r['peak_rss_mb'] for r in rs):.0f} |")
 
 if __name__ == "__main__":
     main()
