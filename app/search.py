@@ -212,6 +212,8 @@ class BeamSearch:
                 if len(self._outranking) == self.beam:  # first with the prefix's own CTC score, which no
                     # extension of it exceeds: most terms' tokens are unlikely to the LLM here
                     extra = extra[self._may_outrank(h, llm[extra], h.ctc.psi)]
+                    if not len(extra):
+                        return found
                 bound = self.ctc.score_bounds(h.ctc, self.ctc.class_of[extra])
                 keep = bound >= floor
                 if len(self._outranking) == self.beam:
