@@ -120,6 +120,7 @@ class BeamSearch:
         self.candidates = max(ctc.candidates if ctc is not None else 0, self.beam + 1)
         self.is_stop = is_stop
         self._stops: dict[int, bool] = {}
+        self._outranking: list[float] = []  # the best `beam` scores proposed so far in a step (a min-heap)
         self.guard = guard
         self.max_new_tokens = max_new_tokens
         self.bias = bias
@@ -143,7 +144,7 @@ class BeamSearch:
                 self._finish(h.score + (self.bias.finish(h.bias) if self.bias else 0.0), h.tokens)
             self.live = []
             return []
-        self._outranking: list[float] = []  # the best `beam` scores proposed so far this step (a min-heap)
+        self._outranking = []
         proposals = sorted((c for h in self.live for c in self._proposals(h, logits[h.seat])),
                            key=lambda c: -c.score)
         children: list[_Candidate] = []
@@ -209,14 +210,15 @@ class BeamSearch:
                 # below `beam` proposals of this step even with their best CTC score and the bonus
                 # (then `beam` others outrank them). Only the rest are CTC-scored.
                 extra = np.array(known[len(own):])
-                if len(self._outranking) == self.beam:  # first with the prefix's own CTC score, which no
-                    # extension of it exceeds: most terms' tokens are unlikely to the LLM here
+                ranked = len(self._outranking) == self.beam  # with fewer, nothing can be ruled out yet
+                if ranked:  # first with the prefix's own CTC score, which no extension of it exceeds: most
+                    # terms' tokens are unlikely to the LLM here
                     extra = extra[self._may_outrank(h, llm[extra], h.ctc.psi)]
                     if not len(extra):
                         return found
                 bound = self.ctc.score_bounds(h.ctc, self.ctc.class_of[extra])
                 keep = bound >= floor
-                if len(self._outranking) == self.beam:
+                if ranked:
                     keep &= self._may_outrank(h, llm[extra], bound)
                 extra = extra[keep].tolist()
                 extended = self.ctc.extend(h.ctc, self.ctc.class_of[extra]) if extra else []
