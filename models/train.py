@@ -62,6 +62,8 @@ class TrainConfig:
     ctc_weight: float = 0.3
     ctc_lr: float = -1.0  # the CTC head's stage-2 rate apart from the projector's (adapt: the head alone); < 0: stage2_lr
     context_share: float = 0.0  # of stage-2 prompts that carry a context (models/context.py)
+    token_noise: float = 0.0  # of the transcript's input tokens replaced by a random corpus token (labels kept),
+    # so the LLM cannot lean on the words before alone and must read the speech (its fluency overruled it)
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -220,8 +222,10 @@ class Stage2Batch:
     """[prefix | speech | suffix | transcript + end] per example, right-padded; loss on the transcript."""
 
     def __init__(self, model, prompt_ids: dict[str, list[int]], speech: torch.Tensor, lengths: torch.Tensor,
-                 batch: list[Example], device: str, prefixes: list[list[int] | None] | None = None):
-        """`prefixes`: per example, a prefix of its own (one with a context) or None for the plain one."""
+                 batch: list[Example], device: str, prefixes: list[list[int] | None] | None = None,
+                 noise: "TokenNoise | None" = None):
+        """`prefixes`: per example, a prefix of its own (one with a context) or None for the plain one.
+        `noise`: replaces some of the transcript's input tokens; the labels stay the true ones."""
         embed = model.get_input_embeddings()
         plain = embed(torch.tensor(prompt_ids["prefix"], device=device))
         suffix = embed(torch.tensor(prompt_ids["suffix"], device=device))
@@ -230,7 +234,7 @@ class Stage2Batch:
             own = prefixes[i] if prefixes else None
             prefix = plain if own is None else embed(torch.tensor(own, device=device))
             text_ids = e.tokens + prompt_ids["end"]
-            text = embed(torch.tensor(text_ids, device=device))
+            text = embed(torch.tensor(noise(text_ids) if noise else text_ids, device=device))
             rows.append(torch.cat([prefix, speech[i, : lengths[i]], suffix, text]))
             n_prompt = len(prefix) + int(lengths[i]) + len(suffix)
             labels.append([-100] * n_prompt + text_ids)
@@ -238,6 +242,19 @@ class Stage2Batch:
         self.embeds = torch.stack([F.pad(r, (0, 0, 0, width - len(r))) for r in rows])
         self.labels = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device)
         self.mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+
+
+@dataclass
+class TokenNoise:
+    """Each transcript token the LLM reads (never the label it must predict) becomes, with probability
+    `share`, a token drawn from `vocab`: the history it conditions on is sometimes wrong, as its own is."""
+
+    share: float
+    vocab: list[int]
+    rng: random.Random
+
+    def __call__(self, ids: list[int]) -> list[int]:
+        return [self.rng.choice(self.vocab) if self.rng.random() < self.share else i for i in ids]
 
 
 def lm_loss(model, b: Stage2Batch) -> torch.Tensor:
@@ -364,6 +381,17 @@ def model_files_state(folder: Path, encoder: str, n_head: int, n_kv: int) -> dic
     return {"stage": 2, "step": 0, "projector": projector, "ctc": ctc, "lora": lora}
 
 
+def inherited_ctc_vocab(config: TrainConfig) -> set[int]:
+    """The tokens the CTC head of the model a run continues can hear (a trained model's folder): a run on
+    a smaller corpus keeps them, so continuing a model never narrows what its head scores."""
+    if not config.init_from or not Path(config.init_from).is_dir() or config.init_encoder:
+        return set()
+    from voxprompt.models.ctc_head import CtcHeadWeights
+
+    path = Path(config.init_from) / f"ctc-{config.encoder}.npz"
+    return set(CtcHeadWeights.load(path).token_ids.tolist()) if path.exists() else set()
+
+
 def export_lora_gguf(model, path: Path, alpha: float) -> None:
     """Write the LoRA weights as a llama.cpp adapter GGUF (tensor names and Q/K layout as llama.cpp's)."""
     from voxprompt.export.merge_lora import lora_writer
@@ -471,7 +499,7 @@ class Trainer:
         dims = ProjectorDims(config.stack, self.train[0].frames.shape[1], config.projector_hidden, d_llm)
         self.projector = Projector(dims).to(device)
         self.bridge = Bridge(self.projector, self.encoder_top)
-        vocab = sorted({t for e in self.train for t in e.tokens})
+        vocab = sorted({t for e in self.train for t in e.tokens} | inherited_ctc_vocab(config))
         self.ctc = CtcHead(self.llm.get_input_embeddings().weight, vocab, config.ctc_upsample).to(device)
         self.transplanted = bool(config.init_from and config.init_encoder and config.init_encoder != config.encoder)
         self.initial_lora = self.warm_start(Path(config.init_from)) if config.init_from else None
@@ -484,6 +512,8 @@ class Trainer:
         self.history: list[dict] = []
         # distractors for training contexts: every rarer word of the corpus
         self.context_pool = sorted({w for e in self.train for w in rare_words(e.text)})
+        noise_rng = random.Random(config.seed + 1)
+        self.token_noise = TokenNoise(config.token_noise, vocab, noise_rng) if config.token_noise else None
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, size: int) -> list[Example]:
@@ -708,7 +738,8 @@ class Trainer:
             clock.mark("batch")
             with self.autocast():
                 speech = self.bridge(frames, frame_lengths(batch))
-                b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device, self.prefixes(batch))
+                b = Stage2Batch(self.llm, self.prompt_ids, speech, lengths, batch, c.device, self.prefixes(batch),
+                                self.token_noise)
                 lm = lm_loss(self.llm, b)
                 ctc = ctc_loss(self.ctc, speech, lengths, batch) if c.ctc_weight else torch.zeros(())
                 loss = lm + c.ctc_weight * ctc

@@ -96,3 +96,29 @@ def test_a_coined_clip_names_its_words_in_its_source_and_its_context_lists_them_
     assert all(2 <= len(set(c) - {"Vuroton", "zeapremine"}) <= 8 for c in contexts)
     # without its words, a context is distractors only: never one of the clip's words alone
     assert all(("Vuroton" in c) == ("zeapremine" in c) for c in contexts)
+
+
+def test_token_noise_changes_what_the_llm_reads_never_what_it_must_predict():
+    from voxprompt.models.train import Example, Stage2Batch, TokenNoise
+
+    table = torch.nn.Embedding(100, 4)
+
+    class Embeddings(torch.nn.Module):
+        def get_input_embeddings(self):
+            return table
+
+    ids = {"prefix": [1, 2], "suffix": [3], "end": [6]}
+    tokens = list(range(10, 40))
+    batch = [Example(None, tokens, "t", "x")]
+    speech, lengths = torch.zeros(1, 2, 4), torch.tensor([2])
+    noise = TokenNoise(0.3, [90, 91], random.Random(0))
+    clean = Stage2Batch(Embeddings(), ids, speech, lengths, batch, "cpu")
+    noisy = Stage2Batch(Embeddings(), ids, speech, lengths, batch, "cpu", noise=noise)
+    assert noisy.labels.tolist() == clean.labels.tolist()  # the targets are the true transcript
+    text = slice(2 + 2 + 1, None)
+    changed = (noisy.embeds[0, text] != clean.embeds[0, text]).any(-1)
+    assert 3 <= int(changed.sum()) <= 18  # about 30 % of 31 inputs
+    allowed = table(torch.tensor([90, 91]))
+    for row in noisy.embeds[0, text][changed]:
+        assert any(torch.equal(row, a) for a in allowed)  # replaced by a token of the given vocabulary
+    assert torch.equal(noisy.embeds[0, :5], clean.embeds[0, :5])  # the prompt and speech untouched

@@ -95,6 +95,22 @@ def test_a_trained_model_folder_warm_starts_a_run_with_its_projector_and_ctc_hea
     assert any("lora_B" in k for k in state["lora"])
 
 
+def test_a_run_continuing_a_model_keeps_every_token_its_ctc_head_could_hear(tmp_path):
+    """A run on a smaller corpus must not narrow the head: a token it drops can no longer be CTC-scored."""
+    import numpy as np
+
+    from voxprompt.models.ctc_head import CtcHeadWeights
+    from voxprompt.models.train import TrainConfig, inherited_ctc_vocab
+
+    head = CtcHeadWeights(np.zeros(4, np.float32), 1.0, np.array([7, 300, 41], np.int32))
+    head.save(tmp_path / "ctc-base.npz")
+    assert inherited_ctc_vocab(TrainConfig(encoder="base", init_from=str(tmp_path))) == {7, 300, 41}
+    # another encoder's head, or no model to continue: nothing inherited
+    assert inherited_ctc_vocab(TrainConfig(encoder="tiny.en", init_from=str(tmp_path))) == set()
+    assert inherited_ctc_vocab(TrainConfig(encoder="base", init_from=str(tmp_path), init_encoder="tiny.en")) == set()
+    assert inherited_ctc_vocab(TrainConfig(encoder="base")) == set()
+
+
 def test_a_split_can_be_drawn_more_often_and_a_bad_repeat_is_refused():
     from voxprompt.models.train import split_repeats
 
