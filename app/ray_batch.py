@@ -83,8 +83,15 @@ class RayTranscription:
         import ray
 
         self._ray, self.chunk_speech_s = ray, chunk_speech_s
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
-                 configure_logging=True)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
+                     configure_logging=True)
+        except (ValueError, OSError):  # a bad or unreachable address: Ray's own message says which
+            raise
+        except Exception as exc:  # Ray raises a bare Exception when its local node does not start in time
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(f"the Ray cluster did not start ({last}); try again when the machine is less "
+                               "busy, or transcribe without --ray") from None
         self.manifest: Manifest = load_manifest(model_dir)
         self.vad_options = fit_vad(self.manifest, vad_options)
         self.workers = []

@@ -87,3 +87,20 @@ def test_asking_for_more_workers_than_the_cluster_has_cpus_is_one_line(archive, 
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("voxprompt: error:")]
     assert len(errors) == 1 and "lower --workers or --threads" in errors[0], result.stderr
+
+
+def test_a_ray_cluster_that_does_not_start_is_one_line(monkeypatch, capsys, tmp_path, default_model_dir):
+    """Seen on a loaded machine: Ray's node gave up after 30 s with a bare Exception, and a traceback."""
+    import ray
+
+    from voxprompt.cli import main
+
+    def overloaded(**_):
+        raise Exception("The current node timed out during startup. This could happen because some of the "
+                        "raylet failed to startup or the GCS has become overloaded.")
+
+    monkeypatch.setattr(ray, "init", overloaded)
+    sf.write(tmp_path / "a.wav", silence(1.0), SAMPLE_RATE)
+    assert main(["transcribe", str(tmp_path / "a.wav"), "--ray", "--output-dir", str(tmp_path / "out")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "Ray cluster did not start" in errors[0] and "without --ray" in errors[0], errors
