@@ -75,6 +75,12 @@ class _File:
     reported: int = 0
 
 
+def _last_line(exc: Exception) -> str:
+    """The line of a Ray error that says what happened (its messages end with it)."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 class RayTranscription:
     """A Ray cluster's workers, started once; `files()` transcribes with them."""
 
@@ -89,9 +95,8 @@ class RayTranscription:
         except (ValueError, OSError):  # a bad or unreachable address: Ray's own message says which
             raise
         except Exception as exc:  # Ray raises a bare Exception when its local node does not start in time
-            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(f"the Ray cluster did not start ({last}); try again when the machine is less "
-                               "busy, or transcribe without --ray") from None
+            raise RuntimeError(f"the Ray cluster did not start ({_last_line(exc)}); try again when the machine "
+                               "is less busy, or transcribe without --ray") from None
         self.manifest: Manifest = load_manifest(model_dir)
         self.vad_options = fit_vad(self.manifest, vad_options)
         self.workers = []
@@ -106,8 +111,7 @@ class RayTranscription:
             ray.get([w.pid.remote() for w in self.workers])  # every model loaded before the clock starts
         except ray.exceptions.RayError as exc:
             self.close()
-            last = str(exc).strip().splitlines()[-1]
-            raise RuntimeError(f"the Ray workers could not load the model: {last}") from None
+            raise RuntimeError(f"the Ray workers could not load the model: {_last_line(exc)}") from None
 
     def describe(self) -> str:
         nodes = len([n for n in self._ray.nodes() if n.get("Alive")])
