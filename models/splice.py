@@ -1,0 +1,205 @@
+"""New sentences in real voices: the game lines cut at their words' edges and joined across lines.
+
+Session 22 found that the model hears the real lines it trained on (Joe: 9.7 % WER) far better than
+new lines by the same voice (23.2 %): it learnt sentences by heart, not how those voices sound. There
+are no more real lines in the packages, but there are more word sequences in the ones we have: each
+training line's words are timed by the model's own CTC alignment (the path `--word-timestamps` runs),
+and an utterance is made of word runs from several lines of one speaker, so its text is no line's text.
+
+    python -m voxprompt.models.splice --data data-cut --count 4000
+
+writes the split `train_spliced` beside `train_game` (shards, resumable like the corpus); only
+training lines are read, never `game_dev`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from voxprompt.audio import SAMPLE_RATE
+from voxprompt.models.augment import AugmentOptions, augment
+from voxprompt.models.dataset import SHARD_SIZE, Utterance, _write_shard, read_split, shards
+
+FADE_S = 0.005  # a cut inside running speech is faded in and out, or it clicks
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    text: str  # as the transcript writes it, punctuation attached ("Joe,")
+    start: float  # seconds in the line's audio
+    end: float
+
+
+@dataclass(frozen=True)
+class TimedLine:
+    """One recorded line, its speaker and where each of its words is."""
+
+    audio: np.ndarray  # 16 kHz float32
+    speaker: str
+    words: tuple[TimedWord, ...]
+
+    def cuts(self) -> np.ndarray:
+        """Sample positions between words: [0, between words 0 and 1, ..., len(audio)]. A cut lies in the
+        middle of the pause between two words (at their shared edge where they touch)."""
+        inner = [(a.end + b.start) / 2 if b.start > a.end else b.start for a, b in zip(self.words, self.words[1:])]
+        points = np.round(np.array([0.0, *inner]) * SAMPLE_RATE).astype(np.int64)
+        return np.clip(np.append(points, len(self.audio)), 0, len(self.audio))
+
+    def piece(self, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
+        """Words [first, stop) with their audio, faded where the cut is inside the line."""
+        cuts = self.cuts()
+        audio = self.audio[cuts[first]: cuts[stop]].copy()
+        fade = min(int(FADE_S * SAMPLE_RATE), len(audio) // 2)
+        if fade:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            if first > 0:
+                audio[:fade] *= ramp
+            if stop < len(self.words):
+                audio[-fade:] *= ramp[::-1]
+        return audio, [w.text for w in self.words[first:stop]]
+
+
+@dataclass(frozen=True)
+class SpliceOptions:
+    pieces: tuple[int, int] = (2, 4)  # word runs per utterance, from as many different lines
+    run_words: tuple[int, int] = (1, 5)  # words per run
+    max_words: int = 14
+    gap_s: tuple[float, float] = (0.04, 0.3)  # silence between runs, as between phrases
+
+
+def splice_text(runs: Sequence[Sequence[str]]) -> str:
+    """The runs' words as one transcript: it starts with a capital, as every training transcript does."""
+    text = " ".join(w for run in runs for w in run)
+    return text[:1].upper() + text[1:]
+
+
+def splice(lines: Sequence[TimedLine], rng: np.random.Generator, options: SpliceOptions = SpliceOptions()
+           ) -> tuple[np.ndarray, str]:
+    """Word runs from distinct lines (all of one speaker: the caller groups them), joined by short gaps."""
+    n_pieces = min(int(rng.integers(options.pieces[0], options.pieces[1] + 1)), len(lines))
+    chosen = rng.choice(len(lines), size=n_pieces, replace=False)
+    audio: list[np.ndarray] = []
+    runs: list[list[str]] = []
+    budget = options.max_words
+    for k in chosen:
+        line = lines[int(k)]
+        n = len(line.words)
+        size = min(int(rng.integers(options.run_words[0], options.run_words[1] + 1)), n, budget)
+        if size <= 0:
+            break
+        first = int(rng.integers(0, n - size + 1))
+        piece, words = line.piece(first, first + size)
+        if audio:
+            audio.append(np.zeros(int(rng.uniform(*options.gap_s) * SAMPLE_RATE), np.float32))
+        audio.append(piece)
+        runs.append(words)
+        budget -= size
+    return np.concatenate(audio), splice_text(runs)
+
+
+def by_speaker(lines: Iterable[TimedLine]) -> dict[str, list[TimedLine]]:
+    groups: dict[str, list[TimedLine]] = {}
+    for line in lines:
+        groups.setdefault(line.speaker, []).append(line)
+    return {s: g for s, g in groups.items() if len(g) >= 2}  # one line alone has nothing to be joined with
+
+
+def spliced_utterances(groups: dict[str, list[TimedLine]], count: int, seed: int,
+                       options: SpliceOptions = SpliceOptions(), p_augment: float = 0.5) -> Iterator[Utterance]:
+    """`count` utterances; a speaker is drawn in proportion to their lines; half are augmented as the
+    game lines' second copies are (room, noise, level, speed)."""
+    speakers = sorted(groups)
+    weights = np.array([len(groups[s]) for s in speakers], np.float64)
+    for i in range(count):
+        rng = np.random.default_rng([seed, 17, i])
+        speaker = speakers[int(rng.choice(len(speakers), p=weights / weights.sum()))]
+        audio, text = splice(groups[speaker], rng, options)
+        if rng.random() < p_augment:
+            audio = augment(audio, rng, AugmentOptions(p_speed=0.8, p_telephone=0.0, pad_s=(0.05, 0.3)))
+        yield Utterance(audio.astype(np.float32), text, f"splice:{speaker}")
+
+
+def timed_words(words) -> tuple[TimedWord, ...]:
+    """The runtime's timed words (voxprompt.words.Word, times in the line's audio) as splicing uses them."""
+    return tuple(TimedWord(w.word.strip(), w.start, w.end) for w in words)
+
+
+def align(transcriber, audio: np.ndarray, text: str, min_probability: float = 0.05):
+    """The line's words timed by the model's CTC head, forced to the line's own text; None when the head
+    does not hear some word (probability below `min_probability`): its edges would be a guess."""
+    from voxprompt.vad import SpeechSegment
+
+    options = transcriber.vad_options
+    segment = SpeechSegment(0, audio, pad_before=int(options.pre_roll_ms * SAMPLE_RATE / 1000),
+                            pad_after=int(options.tail_ms * SAMPLE_RATE / 1000))
+    request = transcriber.request(None, segment)
+    tokens = transcriber.llm.tokenize(text)
+    words = transcriber.words(segment, tokens, request)
+    if not words or min(w.probability for w in words) < min_probability or any(w.end <= w.start for w in words):
+        return None
+    return timed_words(words)
+
+
+def aligned_lines(data: Path, transcriber, cache: Path, log=print) -> list[TimedLine]:
+    """`train_game`'s lines as recorded (its first copies), timed; the times are cached in `cache` (JSON)."""
+    times = json.loads(cache.read_text()) if cache.exists() else {}
+    lines, seen, dropped = [], set(), 0
+    for u in read_split(data, "train_game"):
+        key = f"{u.source}|{u.text}"
+        if key in seen:  # the augmented second copy of a line
+            continue
+        seen.add(key)
+        if key not in times:
+            words = align(transcriber, u.audio, u.text)
+            times[key] = None if words is None else [[w.text, w.start, w.end] for w in words]
+        if times[key] is None:
+            dropped += 1
+            continue
+        words = tuple(TimedWord(t, s, e) for t, s, e in times[key])
+        lines.append(TimedLine(u.audio, u.source.removeprefix("game:"), words))
+    cache.write_text(json.dumps(times))
+    log(f"splice: {len(lines)} lines timed, {dropped} left out (a word the CTC head does not hear)")
+    return lines
+
+
+def build(data: Path, count: int, seed: int = 0, model: str | None = None, log=print) -> None:
+    if len(shards(data, "train_spliced")) * SHARD_SIZE >= count:
+        return
+    from voxprompt.transcriber import Transcriber
+    from voxprompt.export.default_model import ensure_default_model
+
+    transcriber = Transcriber.open(model or ensure_default_model(), device="cpu")
+    try:
+        lines = aligned_lines(data, transcriber, data / "splice-times.json", log)
+    finally:
+        transcriber.close()
+    groups = by_speaker(lines)
+    utterances = spliced_utterances(groups, count, seed)
+    for k in range(0, count, SHARD_SIZE):
+        path = data / f"train_spliced-{k // SHARD_SIZE:04d}.npz"
+        chunk = [next(utterances) for _ in range(min(SHARD_SIZE, count - k))]
+        if not path.exists():
+            _write_shard(path, chunk)
+    log(f"splice: {count} utterances from {len(groups)} speakers in {data}/train_spliced-*.npz")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="a corpus built with --games")
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="the model whose CTC head times the words (default: the bundled one)")
+    args = parser.parse_args()
+    if not shards(args.data, "train_game"):
+        raise SystemExit(f"{args.data}: no train_game shards; build the corpus with "
+                         "`python -m voxprompt.models.dataset --games` first")
+    build(args.data, args.count, args.seed, args.model)
+
+
+if __name__ == "__main__":
+    main()
