@@ -20,9 +20,16 @@ def tone_line(speaker: str, words: list[tuple[str, float, float]], seconds: floa
 LINE = tone_line("fotaq:FAYE", [("What", 0.1, 0.3), ("do", 0.5, 0.6), ("you", 0.6, 0.8), ("want?", 1.0, 1.4)], 1.6, 440)
 
 
-def test_cuts_fall_mid_pause_or_on_the_shared_edge_of_touching_words():
+def test_cuts_fall_mid_pause_or_near_the_shared_edge_of_touching_words():
     cuts = LINE.cuts() / SAMPLE_RATE
-    assert cuts == pytest.approx([0.0, 0.4, 0.6, 0.9, 1.6])
+    assert cuts[[0, 1, 3, 4]] == pytest.approx([0.0, 0.4, 0.9, 1.6], abs=0.006)
+    assert cuts[2] == pytest.approx(0.6, abs=0.03)
+
+
+def test_a_cut_moves_off_a_late_edge_to_the_quiet_before_the_word():
+    """The aligned start of 'do' is 80 ms late (inside its sound): the cut still lands in the pause."""
+    late = TimedLine(LINE.audio, LINE.speaker, (TimedWord("What", 0.1, 0.3), TimedWord("do", 0.58, 0.6)))
+    assert 0.3 <= late.cuts()[1] / SAMPLE_RATE <= 0.5
 
 
 def test_a_piece_is_the_lines_audio_between_its_cuts_faded_only_inside_the_line():
