@@ -28,6 +28,7 @@ from voxprompt.models.dataset import SHARD_SIZE, Utterance, _write_shard, read_s
 FADE_S = 0.005  # a cut inside running speech is faded in and out, or it clicks
 CUT_HOP_S = 0.01  # the loudness track a cut is placed on
 CUT_SEARCH_S = 0.1  # how far from an aligned edge a cut may move to a quieter place
+CUT_QUIET_S = 0.05  # a clean cut has this much quiet around it
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,23 @@ class TimedLine:
     speaker: str
     words: tuple[TimedWord, ...]
 
+    def _loudness(self) -> np.ndarray:
+        hop = int(CUT_HOP_S * SAMPLE_RATE)
+        n = len(self.audio) // hop
+        return 10 * np.log10(np.mean(self.audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-10)
+
     def cuts(self) -> np.ndarray:
         """Sample positions between words: [0, between words 0 and 1, ..., len(audio)]. The aligned edges
         are good to a CTC frame (80 ms) and a spike often comes late, so each cut goes to the quietest
         stretch near the edge (the middle of a pause; the closure or dip between touching words)."""
         hop = int(CUT_HOP_S * SAMPLE_RATE)
-        n = len(self.audio) // hop
-        db = 10 * np.log10(np.mean(self.audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-10)
+        db = self._loudness()
         points = [0]
         for a, b in zip(self.words, self.words[1:]):
             low = max(min(a.end, b.start) - CUT_SEARCH_S, (a.start + a.end) / 2)
             high = min(max(a.end, b.start) + CUT_SEARCH_S, (b.start + b.end) / 2)
             lo, hi = int(low / CUT_HOP_S), max(int(high / CUT_HOP_S), int(low / CUT_HOP_S) + 1)
-            window = db[lo:min(hi, n)]
+            window = db[lo:min(hi, len(db))]
             if len(window) == 0:
                 points.append(int(round((a.end + b.start) / 2 * SAMPLE_RATE)))
                 continue
@@ -65,6 +70,18 @@ class TimedLine:
             points.append(int(round((lo + quiet + 0.5) * hop)))
         points.append(len(self.audio))
         return np.clip(np.maximum.accumulate(np.array(points, np.int64)), 0, len(self.audio))
+
+    def clean(self, min_depth_db: float = 25.0) -> np.ndarray:
+        """Which cuts lie in a real pause: the CUT_QUIET_S around them at least `min_depth_db` below the
+        line's loudest. Only there can a cut neither clip a word nor keep a piece of its neighbour (a
+        dip between touching words is often inside one of them). The line's own edges always are."""
+        db = self._loudness()
+        half = int(CUT_QUIET_S / 2 / CUT_HOP_S)
+        frames = self.cuts() // int(CUT_HOP_S * SAMPLE_RATE)
+        quiet = [len(w := db[max(f - half, 0): f + half + 1]) > 0 and db.max() - w.max() >= min_depth_db
+                 for f in frames]
+        quiet[0] = quiet[-1] = True
+        return np.array(quiet)
 
     def piece(self, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
         """Words [first, stop) with their audio, faded where the cut is inside the line."""
@@ -96,9 +113,10 @@ def _longest_run(mask: np.ndarray) -> float:
 @dataclass(frozen=True)
 class SpliceOptions:
     pieces: tuple[int, int] = (2, 4)  # word runs per utterance, from as many different lines
-    run_words: tuple[int, int] = (1, 5)  # words per run
-    max_words: int = 14
+    max_run_words: int = 8
+    max_words: int = 16
     gap_s: tuple[float, float] = (0.04, 0.3)  # silence between runs, as between phrases
+    min_depth_db: float = 25.0  # runs are cut only in pauses this much below the line's loudest
 
 
 def splice_text(runs: Sequence[Sequence[str]]) -> str:
@@ -107,28 +125,35 @@ def splice_text(runs: Sequence[Sequence[str]]) -> str:
     return text[:1].upper() + text[1:]
 
 
+def runs(line: TimedLine, max_words: int, min_depth_db: float) -> list[tuple[int, int]]:
+    """The word runs [first, stop) a line offers: cut at clean cuts only, at most `max_words` long."""
+    ends = np.flatnonzero(line.clean(min_depth_db))
+    return [(int(i), int(j)) for i in ends for j in ends if i < j <= i + max_words]
+
+
 def splice(lines: Sequence[TimedLine], rng: np.random.Generator, options: SpliceOptions = SpliceOptions()
            ) -> tuple[np.ndarray, str]:
     """Word runs from distinct lines (all of one speaker: the caller groups them), joined by short gaps."""
-    n_pieces = min(int(rng.integers(options.pieces[0], options.pieces[1] + 1)), len(lines))
-    chosen = rng.choice(len(lines), size=n_pieces, replace=False)
+    n_pieces = int(rng.integers(options.pieces[0], options.pieces[1] + 1))
     audio: list[np.ndarray] = []
-    runs: list[list[str]] = []
+    texts: list[list[str]] = []
     budget = options.max_words
-    for k in chosen:
-        line = lines[int(k)]
-        n = len(line.words)
-        size = min(int(rng.integers(options.run_words[0], options.run_words[1] + 1)), n, budget)
-        if size <= 0:
+    for k in rng.permutation(len(lines)):
+        if len(texts) == n_pieces or budget <= 0:
             break
-        first = int(rng.integers(0, n - size + 1))
-        piece, words = line.piece(first, first + size)
+        offered = runs(lines[int(k)], min(options.max_run_words, budget), options.min_depth_db)
+        if not offered:
+            continue
+        first, stop = offered[int(rng.integers(len(offered)))]
+        piece, words = lines[int(k)].piece(first, stop)
         if audio:
             audio.append(np.zeros(int(rng.uniform(*options.gap_s) * SAMPLE_RATE), np.float32))
         audio.append(piece)
-        runs.append(words)
-        budget -= size
-    return np.concatenate(audio), splice_text(runs)
+        texts.append(words)
+        budget -= stop - first
+    if not audio:
+        raise ValueError("no line offers a run that fits")
+    return np.concatenate(audio), splice_text(texts)
 
 
 def by_speaker(lines: Iterable[TimedLine]) -> dict[str, list[TimedLine]]:
@@ -142,16 +167,23 @@ def spliced_utterances(groups: dict[str, list[TimedLine]], count: int, seed: int
                        options: SpliceOptions = SpliceOptions(), p_augment: float = 0.5) -> Iterator[Utterance]:
     """`count` utterances; a speaker is drawn in proportion to their lines; half are augmented as the
     game lines' second copies are (room, noise, level, speed)."""
-    speakers = sorted(groups)
+    speakers = sorted(g for g in groups if any(runs(line, options.max_run_words, options.min_depth_db)
+                                               for line in groups[g]))
     weights = np.array([len(groups[s]) for s in speakers], np.float64)
-    for i in range(count):
+    made, i = 0, 0
+    while made < count:
         rng = np.random.default_rng([seed, 17, i])
+        i += 1
         speaker = speakers[int(rng.choice(len(speakers), p=weights / weights.sum()))]
-        audio, text = splice(groups[speaker], rng, options)
+        try:
+            audio, text = splice(groups[speaker], rng, options)
+        except ValueError:  # this speaker's lines are all long and unbroken: another utterance instead
+            continue
         if rng.random() < p_augment:
             audio = augment(audio, rng, AugmentOptions(p_speed=0.8, p_telephone=0.0, pad_s=(0.05, 0.3)))
         else:  # quiet around it, as a VAD segment has (a run may start or end at a cut)
             audio = np.pad(audio, [int(rng.uniform(0.05, 0.3) * SAMPLE_RATE) for _ in range(2)])
+        made += 1
         yield Utterance(audio.astype(np.float32), text, f"splice:{speaker}")
 
 
@@ -219,17 +251,33 @@ def build(data: Path, count: int, seed: int = 0, model: str | None = None, log=p
     log(f"splice: {count} utterances from {len(groups)} speakers in {data}/train_spliced-*.npz")
 
 
+def whisper_check(data: Path, n: int, log=print) -> None:
+    """Whisper tiny.en on n spliced utterances and on n of the lines they were cut from: a splice that cut
+    into words (a clipped onset, half a neighbour) shows as more errors on the spliced ones."""
+    from voxprompt.models.evaluate import wer, whisper_model, whisper_text
+
+    model = whisper_model("tiny.en")
+    for split in ("train_spliced", "train_game"):
+        clips = [u for u, _ in zip(read_split(data, split), range(n))]
+        hypotheses = [whisper_text(model, u.audio) for u in clips]
+        log(f"Whisper tiny.en on {len(clips)} {split} clips: WER {100 * wer([u.text for u in clips], hypotheses):.1f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a corpus built with --games")
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="the model whose CTC head times the words (default: the bundled one)")
+    parser.add_argument("--check", type=int, default=0, metavar="N",
+                        help="then score Whisper tiny.en on N spliced utterances and N source lines")
     args = parser.parse_args()
     if not shards(args.data, "train_game"):
         raise SystemExit(f"{args.data}: no train_game shards; build the corpus with "
                          "`python -m voxprompt.models.dataset --games` first")
     build(args.data, args.count, args.seed, args.model)
+    if args.check:
+        whisper_check(args.data, args.check)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from voxprompt.audio import SAMPLE_RATE
-from voxprompt.models.splice import (FADE_S, SpliceOptions, TimedLine, TimedWord, align, by_speaker, splice,
+from voxprompt.models.splice import (FADE_S, SpliceOptions, TimedLine, TimedWord, align, by_speaker, runs, splice,
                                      splice_text, spliced_utterances)
 
 
@@ -51,6 +51,13 @@ def test_a_cut_inside_speech_is_faded_to_silence():
     assert np.abs(first[: len(first) // 2]).max() > 0.4
 
 
+def test_runs_are_cut_only_in_pauses():
+    """'do you' are touching words: no run starts or ends between them."""
+    assert list(LINE.clean()) == [True, True, False, True, True]
+    assert runs(LINE, max_words=4, min_depth_db=25.0) == [(0, 1), (0, 3), (0, 4), (1, 3), (1, 4), (3, 4)]
+    assert runs(LINE, max_words=2, min_depth_db=25.0) == [(0, 1), (1, 3), (3, 4)]
+
+
 def test_spliced_text_is_the_runs_in_order_with_a_capital():
     assert splice_text([["and", "then,"], ["Joe?"]]) == "And then, Joe?"
 
@@ -58,7 +65,7 @@ def test_spliced_text_is_the_runs_in_order_with_a_capital():
 def test_a_splice_joins_contiguous_word_runs_of_distinct_lines():
     lines = [LINE, tone_line("fotaq:FAYE", [("Go", 0.1, 0.4), ("away", 0.5, 0.9)], 1.0, 880),
              tone_line("fotaq:FAYE", [("Now", 0.2, 0.5)], 0.7, 1320)]
-    options = SpliceOptions(pieces=(3, 3), run_words=(1, 2))
+    options = SpliceOptions(pieces=(3, 3), max_run_words=2)
     for seed in range(20):
         audio, text = splice(lines, np.random.default_rng(seed), options)
         words = text.split()
