@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -46,42 +47,43 @@ class TimedLine:
     speaker: str
     words: tuple[TimedWord, ...]
 
-    def _loudness(self) -> np.ndarray:
+    @cached_property
+    def _cut_track(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cuts (samples) and how far below the line's loudest the quiet around each one is (dB),
+        computed once: every splice that draws this line asks for them."""
         hop = int(CUT_HOP_S * SAMPLE_RATE)
         n = len(self.audio) // hop
-        return 10 * np.log10(np.mean(self.audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-10)
-
-    def cuts(self) -> np.ndarray:
-        """Sample positions between words: [0, between words 0 and 1, ..., len(audio)]. The aligned edges
-        are good to a CTC frame (80 ms) and a spike often comes late, so each cut goes to the quietest
-        stretch near the edge (the middle of a pause; the closure or dip between touching words)."""
-        hop = int(CUT_HOP_S * SAMPLE_RATE)
-        db = self._loudness()
+        db = 10 * np.log10(np.mean(self.audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-10)
         points = [0]
         for a, b in zip(self.words, self.words[1:]):
             low = max(min(a.end, b.start) - CUT_SEARCH_S, (a.start + a.end) / 2)
             high = min(max(a.end, b.start) + CUT_SEARCH_S, (b.start + b.end) / 2)
             lo, hi = int(low / CUT_HOP_S), max(int(high / CUT_HOP_S), int(low / CUT_HOP_S) + 1)
-            window = db[lo:min(hi, len(db))]
+            window = db[lo:min(hi, n)]
             if len(window) == 0:
                 points.append(int(round((a.end + b.start) / 2 * SAMPLE_RATE)))
                 continue
             quiet = _longest_run(window <= window.min() + 1.0)
             points.append(int(round((lo + quiet + 0.5) * hop)))
         points.append(len(self.audio))
-        return np.clip(np.maximum.accumulate(np.array(points, np.int64)), 0, len(self.audio))
+        cuts = np.clip(np.maximum.accumulate(np.array(points, np.int64)), 0, len(self.audio))
+        half = int(CUT_QUIET_S / 2 / CUT_HOP_S)
+        depth = np.array([db.max() - w.max() if len(w := db[max(f - half, 0): f + half + 1]) else 0.0
+                          for f in cuts // hop]) if n else np.zeros(len(cuts))
+        depth[[0, -1]] = np.inf  # the line's own edges: nothing is cut there
+        return cuts, depth
+
+    def cuts(self) -> np.ndarray:
+        """Sample positions between words: [0, between words 0 and 1, ..., len(audio)]. The aligned edges
+        are good to a CTC frame (80 ms) and a spike often comes late, so each cut goes to the quietest
+        stretch near the edge (the middle of a pause; the closure or dip between touching words)."""
+        return self._cut_track[0]
 
     def clean(self, min_depth_db: float = 25.0) -> np.ndarray:
         """Which cuts lie in a real pause: the CUT_QUIET_S around them at least `min_depth_db` below the
         line's loudest. Only there can a cut neither clip a word nor keep a piece of its neighbour (a
         dip between touching words is often inside one of them). The line's own edges always are."""
-        db = self._loudness()
-        half = int(CUT_QUIET_S / 2 / CUT_HOP_S)
-        frames = self.cuts() // int(CUT_HOP_S * SAMPLE_RATE)
-        quiet = [len(w := db[max(f - half, 0): f + half + 1]) > 0 and db.max() - w.max() >= min_depth_db
-                 for f in frames]
-        quiet[0] = quiet[-1] = True
-        return np.array(quiet)
+        return self._cut_track[1] >= min_depth_db
 
     def piece(self, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
         """Words [first, stop) with their audio, faded where the cut is inside the line."""
@@ -208,59 +210,68 @@ def align(transcriber, audio: np.ndarray, text: str, min_probability: float = 0.
     return timed_words(words)
 
 
-def aligned_lines(data: Path, transcriber, cache: Path, log=print) -> list[TimedLine]:
-    """`train_game`'s lines as recorded (its first copies), timed; the times are cached in `cache` (JSON)."""
+def aligned_lines(data: Path, cache: Path, open_transcriber=None, log=print) -> list[TimedLine]:
+    """`train_game`'s lines as recorded (its first copies), timed; the times are kept in `cache` (JSON),
+    and the model (`open_transcriber()`) is loaded only when some line is not timed there yet."""
     times = json.loads(cache.read_text()) if cache.exists() else {}
-    lines, seen, dropped = [], set(), 0
-    for u in read_split(data, "train_game"):
-        key = f"{u.source}|{u.text}"
-        if key in seen:  # the augmented second copy of a line
-            continue
-        seen.add(key)
-        if key not in times:
-            words = align(transcriber, u.audio, u.text)
-            times[key] = None if words is None else [[w.text, w.start, w.end] for w in words]
-        if times[key] is None:
-            dropped += 1
-            continue
-        words = tuple(TimedWord(t, s, e) for t, s, e in times[key])
-        lines.append(TimedLine(u.audio, u.source.removeprefix("game:"), words))
-    cache.write_text(json.dumps(times))
+    lines, seen, dropped, transcriber = [], set(), 0, None
+    try:
+        for u in read_split(data, "train_game"):
+            key = f"{u.source}|{u.text}"
+            if key in seen:  # the augmented second copy of a line
+                continue
+            seen.add(key)
+            if key not in times:
+                transcriber = transcriber or open_transcriber()
+                words = align(transcriber, u.audio, u.text)
+                times[key] = None if words is None else [[w.text, w.start, w.end] for w in words]
+            if times[key] is None:
+                dropped += 1
+                continue
+            words = tuple(TimedWord(t, s, e) for t, s, e in times[key])
+            lines.append(TimedLine(u.audio, u.source.removeprefix("game:"), words))
+    finally:
+        if transcriber is not None:
+            transcriber.close()
+            cache.write_text(json.dumps(times))
     log(f"splice: {len(lines)} lines timed, {dropped} left out (a word the CTC head does not hear)")
     return lines
 
 
-def build(data: Path, count: int, seed: int = 0, model: str | None = None, log=print) -> None:
-    if len(shards(data, "train_spliced")) * SHARD_SIZE >= count:
-        return
-    from voxprompt.transcriber import Transcriber
+def default_transcriber(model: str | None = None):
     from voxprompt.export.default_model import ensure_default_model
+    from voxprompt.transcriber import Transcriber
 
-    transcriber = Transcriber.open(model or ensure_default_model(), device="cpu")
-    try:
-        lines = aligned_lines(data, transcriber, data / "splice-times.json", log)
-    finally:
-        transcriber.close()
-    groups = by_speaker(lines)
+    return Transcriber.open(model or ensure_default_model(), device="cpu")
+
+
+def build(data: Path, groups: dict[str, list[TimedLine]], count: int, seed: int = 0, log=print) -> None:
+    """`count` spliced utterances as `train_spliced` shards; shards already there are kept."""
+    paths = [data / f"train_spliced-{k // SHARD_SIZE:04d}.npz" for k in range(0, count, SHARD_SIZE)]
+    if all(path.exists() for path in paths):
+        log(f"splice: {data}/train_spliced-*.npz already made")
+        return
     utterances = spliced_utterances(groups, count, seed)
     for k in range(0, count, SHARD_SIZE):
-        path = data / f"train_spliced-{k // SHARD_SIZE:04d}.npz"
-        chunk = [next(utterances) for _ in range(min(SHARD_SIZE, count - k))]
+        path = paths[k // SHARD_SIZE]
+        chunk = [next(utterances) for _ in range(min(SHARD_SIZE, count - k))]  # drawn in order: same seed, same split
         if not path.exists():
             _write_shard(path, chunk)
     log(f"splice: {count} utterances from {len(groups)} speakers in {data}/train_spliced-*.npz")
 
 
-def whisper_check(data: Path, n: int, log=print) -> None:
-    """Whisper tiny.en on n spliced utterances and on n of the lines they were cut from: a splice that cut
-    into words (a clipped onset, half a neighbour) shows as more errors on the spliced ones."""
+def whisper_check(lines: list[TimedLine], groups: dict[str, list[TimedLine]], n: int, log=print) -> None:
+    """Whisper tiny.en on n random source lines and on n spliced utterances without augmentation: a
+    splice that cut into words (a clipped onset, half a neighbour) shows as more errors on the second."""
     from voxprompt.models.evaluate import wer, whisper_model, whisper_text
 
     model = whisper_model("tiny.en")
-    for split in ("train_spliced", "train_game"):
-        clips = [u for u, _ in zip(read_split(data, split), range(n))]
-        hypotheses = [whisper_text(model, u.audio) for u in clips]
-        log(f"Whisper tiny.en on {len(clips)} {split} clips: WER {100 * wer([u.text for u in clips], hypotheses):.1f} %")
+    picked = np.random.default_rng(0).permutation(len(lines))[:n]
+    sources = [(lines[int(k)].audio, " ".join(w.text for w in lines[int(k)].words)) for k in picked]
+    spliced = [(u.audio, u.text) for u in spliced_utterances(groups, n, seed=99, p_augment=0.0)]
+    for name, clips in (("source lines", sources), ("spliced utterances, not augmented", spliced)):
+        hypotheses = [whisper_text(model, audio) for audio, _ in clips]
+        log(f"Whisper tiny.en on {len(clips)} {name}: WER {100 * wer([t for _, t in clips], hypotheses):.1f} %")
 
 
 def main() -> None:
@@ -270,15 +281,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="the model whose CTC head times the words (default: the bundled one)")
     parser.add_argument("--check", type=int, default=0, metavar="N",
-                        help="then score Whisper tiny.en on N spliced utterances and N source lines")
+                        help="then score Whisper tiny.en on N random source lines and N spliced utterances")
     args = parser.parse_args()
     if not shards(args.data, "train_game"):
         raise SystemExit(f"{args.data}: no train_game shards; build the corpus with "
                          "`python -m voxprompt.models.dataset --games` first")
-    build(args.data, args.count, args.seed, args.model)
+    lines = aligned_lines(args.data, args.data / "splice-times.json", lambda: default_transcriber(args.model))
+    groups = by_speaker(lines)
+    build(args.data, groups, args.count, args.seed)
     if args.check:
-        whisper_check(args.data, args.check)
-
+        whisper_check(lines, groups, args.check)
 
 if __name__ == "__main__":
     main()
