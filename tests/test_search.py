@@ -125,15 +125,17 @@ def test_a_forked_seat_continues_exactly_as_its_source(two_seats, recording_audi
         llm.release(1)
 
 
-def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, recording_audio):
+def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, default_model_dir, recording_audio):
     """They ride in the prompt's batch: same positions, same cells, so the same next-token logits and
-    the same greedy transcript as when the search chose them itself."""
-    t = two_seats
-    segment = next(t.segments(iter([recording_audio])))
-    tokens = t.transcribe_segment(segment, beam=1).tokens
+    the same greedy transcript as when the search chose them itself. The logits are compared with keys
+    cached at f16: the default q8_0 key cache rounds a batch's keys and a lone token's a little apart
+    (up to 0.7 in a logit on this recording with some weights), noise the dev sets' WER accounts for,
+    while a wrong position or cell moves them by far more."""
+    segment = next(two_seats.segments(iter([recording_audio])))
+    tokens = two_seats.transcribe_segment(segment, beam=1).tokens
     assert len(tokens) >= 6
-    speech = t.encoder(segment.framed())
-    llm = t.llm
+    exact = Transcriber(default_model_dir, llm_options=LlmOptions(beam_size=2, k_cache="f16"))
+    speech, llm = exact.encoder(segment.framed()), exact.llm
     try:
         logits, pos = llm.prefill(0, speech)
         for token in tokens[:4]:
@@ -143,8 +145,8 @@ def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, recording_aud
         at_once, pos_at_once = llm.prefill(0, speech, tokens[:4])
         assert pos_at_once == pos and np.abs(at_once - logits).max() < 0.1
     finally:
-        llm.release(0)
-    assert t.transcribe_segment(segment, beam=1, given=tokens[:4]).tokens == tokens
+        exact.close()
+    assert two_seats.transcribe_segment(segment, beam=1, given=tokens[:4]).tokens == tokens
 
 
 def test_a_decoding_told_to_stop_gives_nothing_and_frees_its_seats(two_seats, recording_audio):
