@@ -31,7 +31,7 @@ from voxprompt.audio import SAMPLE_RATE
 import voxprompt.models as models_package
 
 TRAINED_DIR = Path(models_package.__file__).resolve().parent / "trained"  # committed recipe outputs
-DEFAULT_ENCODER = "base"  # run L: 25.8 % WER on unseen game voices where tiny.en's run H made 29.9 %
+DEFAULT_ENCODER = "base"  # run Q2: 25.0 % WER on unseen game voices where tiny.en's run H made 29.9 %
 DEFAULT_QUANT = "q8_0"
 MERGE_ADAPTER = True  # merged into q8_0: as accurate as applied at load, and faster (README, "Where the default model stands")
 PROJECTOR_HIDDEN = 1024

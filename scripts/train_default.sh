@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The committed default model's recipe, on this project's 2-core CPU machine (each command resumes
-# where it stopped: rerun the script after an interruption). About 12 hours of training in all.
+# where it stopped: rerun the script after an interruption). About 14 hours of training in all.
 #   run A: 12.5 speech vectors per second, from scratch (stage 1 CTC, stage 2 LM + LoRA + CTC);
 #   run B: 6.25 vectors per second (half the LLM's prompt work), its projector widened from run A's
 #          and its LoRA adapter continued, with a CTC head that reads 2 frames per vector;
@@ -15,8 +15,11 @@
 #          projector's input layers trained afresh (stage 1), then stage 2 as run H;
 #   run K: run I continued with the pieces of noise the runtime's VAD lets through, weighted up (without
 #          them it wrote "A" on a short burst of noise);
-#   run L: run K continued, one more pass at a lower rate (the default model).
-# Then: voxprompt export trained $RUNS/l --out my-model, or copy $RUNS/l's files into models/trained/.
+#   run L: run K continued, one more pass at a lower rate;
+#   run Q: run L continued with new sentences in real voices: the game lines cut at pauses (timed by run
+#          L's CTC head) and joined across lines of one speaker (4,000 utterances);
+#   run Q2: run Q continued with 4,000 spliced utterances more, at batch 16 (the default model).
+# Then: voxprompt export trained $RUNS/q2 --out my-model, or copy $RUNS/q2's files into models/trained/.
 set -euo pipefail
 DATA=${DATA:-data}
 GAME_DATA=${GAME_DATA:-data-games}
@@ -71,3 +74,18 @@ train "$RUNS/l" --data "$CUT_DATA" --encoder base --init-from "$RUNS/k" --stack 
   --splits "train,train_real,train_nonspeech*2,train_nonspeech_cut*3,train_game,train_coined" --stage2-steps 1800 \
   --stage2-lr 0.00015 --lora-lr 0.0001 --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 \
   --channel-mask 0.1 --eval-every 3000 --deadline-minutes 60
+# Runs Q and Q2 were trained on a corpus made without --coined and with 1,200 synthetic clips
+# (`dataset --train 1200 --heldout 100 --games --cutaways`), hence no train_coined in their splits.
+if [ ! -e "$RUNS/l-model/manifest.json" ]; then
+  "$PYTHON" -m voxprompt export trained "$RUNS/l" --out "$RUNS/l-model"
+fi
+"$PYTHON" -m voxprompt.models.splice --data "$CUT_DATA" --count 4000 --model "$RUNS/l-model"
+spliced="train,train_real,train_nonspeech*2,train_nonspeech_cut*3,train_game,train_spliced"
+train "$RUNS/q" --data "$CUT_DATA" --encoder base --init-from "$RUNS/l" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits "$spliced" --stage2-steps 3000 --stage2-lr 0.00015 --lora-lr 0.0001 --warmup 50 --bucket-window 0.02 \
+  --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 --deadline-minutes 68
+"$PYTHON" -m voxprompt.models.splice --data "$CUT_DATA" --count 8000 --model "$RUNS/l-model"  # the first 4,000 kept
+train "$RUNS/q2" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q" --stack 8 --ctc-upsample 2 --stage1-steps 0 \
+  --splits "$spliced" --stage2-steps 3000 --stage2-batch 16 --stage2-lr 0.00015 --lora-lr 0.0001 --warmup 50 \
+  --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 --eval-size 100 \
+  --deadline-minutes 62
