@@ -292,5 +292,6 @@ def main() -> None:
     if args.check:
         whisper_check(lines, groups, args.check)
 
+
 if __name__ == "__main__":
     main()

@@ -78,7 +78,7 @@ class TextScorer:
         self.llm.reset()
         self.llm.eval(self.prefix)
         times = []
-        for k in range(rounds):
+        for _ in range(rounds):
             t0 = time.perf_counter()
             self.llm.eval([self.prefix[-1]])
             times.append(time.perf_counter() - t0)
@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-    wrong = [r for r in rows if r["hypothesis"] and normalize(r["hypothesis"]) != normalize(r["reference"])]
+    wrong = [i for i, r in enumerate(rows)
+             if r["hypothesis"] and normalize(r["hypothesis"]) != normalize(r["reference"])]
     words = sum(len(normalize(r["reference"]).split()) for r in rows)
     print(f"{args.results}: {len(rows)} lines, {len(wrong)} with a word wrong\n")
     print("| LLM | nats / reference word | prefers the reference on wrong lines | against SmolLM2 as shipped, paired "
@@ -105,9 +106,10 @@ def main() -> None:
     rng, first = np.random.default_rng(0), None
     for candidate in candidates():
         scorer = TextScorer(candidate, args.threads)
-        nats = -sum(scorer.log_probability(r["reference"]) for r in rows) / words
-        prefers = np.array([scorer.log_probability(r["reference"]) > scorer.log_probability(r["hypothesis"])
-                            for r in wrong], dtype=np.float64)
+        reference = [scorer.log_probability(r["reference"]) for r in rows]  # each line scored once
+        nats = -sum(reference) / words
+        prefers = np.array([reference[i] > scorer.log_probability(rows[i]["hypothesis"]) for i in wrong],
+                           dtype=np.float64)
         first = prefers if first is None else first
         picks = rng.integers(0, len(wrong), size=(2000, len(wrong)))  # the same resampled lines for both columns
         low, high = np.percentile(prefers[picks].mean(axis=1), [2.5, 97.5])
@@ -116,6 +118,7 @@ def main() -> None:
               f"| {100 * (prefers - first).mean():+.1f} ({100 * d_low:+.1f}..{100 * d_high:+.1f}) "
               f"| {scorer.step_ms():.1f} |", flush=True)
         scorer.close()
+
 
 if __name__ == "__main__":
     main()
