@@ -74,7 +74,7 @@ class TrainConfig:
     eval_size: int = 100
     checkpoint_every: int = 250
     deadline_minutes: float = 0.0  # > 0: stage 2 stops early to export within this wall time (from launch)
-    init_from: str = ""  # a run's checkpoint.pt to start from (a projector stacking fewer frames is widened)
+    init_from: str = ""  # a run's checkpoint.pt to start from (a projector stacking other frame counts is restacked)
     init_encoder: str = ""  # the encoder init_from was trained on, when not this run's: its first layer restarts
     seed: int = 0
     device: str = "cpu"
@@ -433,6 +433,32 @@ def widened_projector_state(old: dict[str, torch.Tensor], d_in: int) -> dict[str
     return new
 
 
+def narrowed_projector_state(old: dict[str, torch.Tensor], d_in: int, d_encoder: int) -> dict[str, torch.Tensor]:
+    """A projector state for k times fewer stacked frames (d_in inputs): a new vector is the old vector of the
+    same frames each repeated k times, i.e. the old projector on speech slowed k-fold. The LayerNorm's affine
+    part is folded into the first layer (a window of repeated frames has the window's own mean and variance),
+    so the map is exact and the run only has to teach the LLM side the faster vector rate."""
+    old_in = old["fc1.weight"].shape[1]
+    k = old_in // d_in
+    if k < 2 or k * d_in != old_in or d_in % d_encoder:
+        raise SystemExit(f"--init-from: cannot narrow a {old_in}-input projector to {d_in} inputs")
+    stack = d_in // d_encoder
+    w = (old["fc1.weight"] * old["norm.weight"]).reshape(-1, stack, k, d_encoder).sum(2).reshape(-1, d_in)
+    new = dict(old)
+    new["fc1.bias"] = old["fc1.bias"] + old["fc1.weight"] @ old["norm.bias"]
+    new["fc1.weight"] = w
+    new["norm.weight"] = torch.ones_like(old["norm.weight"][:d_in])
+    new["norm.bias"] = torch.zeros_like(old["norm.bias"][:d_in])
+    return new
+
+
+def restacked_projector_state(old: dict[str, torch.Tensor], dims: ProjectorDims) -> dict[str, torch.Tensor]:
+    """`old` for `dims`' stack: widened when it stacked fewer frames, narrowed when more, else as it is."""
+    if old["fc1.weight"].shape[1] > dims.d_in:
+        return narrowed_projector_state(old, dims.d_in, dims.d_encoder)
+    return widened_projector_state(old, dims.d_in)
+
+
 def transplanted_projector_state(old: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A projector state for another encoder: its input layers (norm, fc1) fresh, its output layer (fc2,
     into the LLM's width) the old run's, so the CTC head and LoRA it was trained with still read its output."""
@@ -563,7 +589,7 @@ class Trainer:
     def warm_start(self, checkpoint: Path) -> dict | None:
         """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
 
-        A projector that stacked fewer frames is widened (widened_projector_state); one trained on another
+        A projector that stacked another number of frames is restacked (restacked_projector_state); one trained on another
         encoder (`init_encoder`) keeps only its output layer (transplanted_projector_state). `checkpoint` may also
         be a trained model's folder (models/trained/): its projector, CTC head and LoRA adapter."""
         c = self.config
@@ -576,7 +602,7 @@ class Trainer:
         if self.transplanted:
             self.projector.load_state_dict(transplanted_projector_state(state["projector"], self.projector.state_dict()))
         else:
-            self.projector.load_state_dict(widened_projector_state(state["projector"], self.projector.dims.d_in))
+            self.projector.load_state_dict(restacked_projector_state(state["projector"], self.projector.dims))
         # The embedding rows follow this corpus' vocabulary; an upsampling layer keeps its identity start.
         self.ctc.load_state_dict({k: v for k, v in state["ctc"].items() if k != "rows"}, strict=False)
         if self.encoder_top is not None and "encoder_top" in state:

@@ -5,7 +5,7 @@ import torch
 
 from voxprompt.models.projector import ProjectorDims
 from voxprompt.models.speech_llm import Projector
-from voxprompt.models.train import transplanted_projector_state, widened_projector_state
+from voxprompt.models.train import restacked_projector_state, transplanted_projector_state, widened_projector_state
 
 
 def test_a_widened_projector_reads_a_doubled_window_as_the_old_one_read_half_of_it():
@@ -19,6 +19,25 @@ def test_a_widened_projector_reads_a_doubled_window_as_the_old_one_read_half_of_
     doubled = groups.repeat(1, 1, 2, 1).reshape(1, 24, 12)  # each window twice in a row: 3 windows of 8
     with torch.no_grad():
         assert torch.allclose(new(doubled), old(groups.reshape(1, 12, 12)), atol=1e-5)
+
+
+def test_a_narrowed_projector_reads_each_window_as_the_old_one_read_it_slowed_down():
+    torch.manual_seed(0)
+    old = Projector(ProjectorDims(8, 12, 32, 8))
+    for p in old.parameters():  # LayerNorm weights away from their ones/zeros start: they are folded into fc1
+        p.data.normal_()
+    new = Projector(ProjectorDims(4, 12, 32, 8))
+    new.load_state_dict(restacked_projector_state(old.state_dict(), new.dims))
+    frames = torch.randn(1, 12, 12)  # 3 windows of 4 frames
+    slowed = frames.repeat_interleave(2, dim=1)  # every frame twice: 3 windows of 8
+    with torch.no_grad():
+        assert torch.allclose(new(frames), old(slowed), atol=1e-4)
+
+
+def test_a_projector_is_not_narrowed_by_a_fraction():
+    old = Projector(ProjectorDims(8, 12, 32, 8)).state_dict()
+    with pytest.raises(SystemExit, match="cannot narrow"):
+        restacked_projector_state(old, ProjectorDims(3, 12, 32, 8))  # 8 frames are not 3s
 
 
 def test_a_projector_is_not_widened_by_a_fraction():
