@@ -89,3 +89,8 @@ train "$RUNS/q2" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q" --stack
   --splits "$spliced" --stage2-steps 3000 --stage2-batch 16 --stage2-lr 0.00015 --lora-lr 0.0001 --warmup 50 \
   --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 --eval-size 100 \
   --deadline-minutes 62
+# Run S4 (session 29, not adopted: game_dev -0.4, -1.2..+0.4): run Q2 at 12.5 speech vectors a second.
+# train "$RUNS/s4" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q2" --stack 4 --ctc-upsample 2 \
+#   --stage1-steps 0 --splits "$spliced" --stage2-steps 3000 --stage2-batch 16 --stage2-lr 0.0002 --lora-lr 0.0001 \
+#   --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 \
+#   --eval-size 20 --checkpoint-every 50 --deadline-minutes 95
