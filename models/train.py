@@ -589,8 +589,8 @@ class Trainer:
     def warm_start(self, checkpoint: Path) -> dict | None:
         """Projector and CTC head from another run; its LoRA weights (returned) seed stage 2.
 
-        A projector that stacked another number of frames is restacked (restacked_projector_state); one trained on another
-        encoder (`init_encoder`) keeps only its output layer (transplanted_projector_state). `checkpoint` may also
+        A projector that stacked another number of frames is restacked (restacked_projector_state); one
+        trained on another encoder (`init_encoder`) keeps only its output layer (transplanted_projector_state). `checkpoint` may also
         be a trained model's folder (models/trained/): its projector, CTC head and LoRA adapter."""
         c = self.config
         if checkpoint.is_dir():

@@ -1,4 +1,4 @@
-"""Runs start from earlier ones (a projector widened to stack more frames or moved to another encoder, a trained
+"""Runs start from earlier ones (a projector restacked to more or fewer frames or moved to another encoder, a trained
 model's committed files read back as a warm start) and choose what they train on (splits drawn more often)."""
 import pytest
 import torch
@@ -37,7 +37,7 @@ def test_a_narrowed_projector_reads_each_window_as_the_old_one_read_it_slowed_do
 def test_a_projector_is_not_narrowed_by_a_fraction():
     old = Projector(ProjectorDims(8, 12, 32, 8)).state_dict()
     with pytest.raises(SystemExit, match="cannot narrow"):
-        restacked_projector_state(old, ProjectorDims(3, 12, 32, 8))  # 8 frames are not 3s
+        restacked_projector_state(old, ProjectorDims(3, 12, 32, 8))  # 8 frames do not split into 3s
 
 
 def test_a_projector_is_not_widened_by_a_fraction():
