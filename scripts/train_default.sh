@@ -94,3 +94,13 @@ train "$RUNS/q2" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q" --stack
 #   --stage1-steps 0 --splits "$spliced" --stage2-steps 3000 --stage2-batch 16 --stage2-lr 0.0002 --lora-lr 0.0001 \
 #   --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 \
 #   --eval-size 20 --checkpoint-every 50 --deadline-minutes 95
+# Run Q3 (next; session 30 made its data and ran out of time before training): run Q2 continued on 16,000 spliced
+# utterances (the first 8,000 are run Q2's where they exist; on a fresh machine, with no splice-times.json, the
+# bundled model's CTC head times the lines: 2,393 of train_game's timed, against 2,162 by run L's head). A fresh
+# machine makes the corpus of runs Q and Q2 first: `dataset --out "$CUT_DATA" --train 1200 --heldout 100 --workers 2
+# --games --cutaways`.
+# "$PYTHON" -m voxprompt.models.splice --data "$CUT_DATA" --count 16000
+# train "$RUNS/q3" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q2" --stack 8 --ctc-upsample 2 \
+#   --stage1-steps 0 --splits "$spliced" --stage2-steps 3000 --stage2-batch 16 --stage2-lr 0.00015 --lora-lr 0.0001 \
+#   --warmup 50 --bucket-window 0.02 --context-share 0.3 --time-mask 0.2 --channel-mask 0.1 --eval-every 3000 \
+#   --eval-size 100 --checkpoint-every 50 --deadline-minutes 90
