@@ -99,7 +99,7 @@ train "$RUNS/q2" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q" --stack
 # bundled model's CTC head times the lines: 2,393 of train_game's timed, against 2,162 by run L's head). A fresh
 # machine makes the corpus of runs Q and Q2 first: `dataset --out "$CUT_DATA" --train 1200 --heldout 100 --workers 2
 # --games --cutaways` (~40 minutes), its Whisper base frames (~30), the splice (~5) and the spliced utterances'
-# frames (~22 h of audio: ~65 minutes in two `features --splits train_spliced --part K/2` processes), so on 2 cores
+# frames (23 h of audio: ~50 minutes in two `features --splits train_spliced --part K/2` processes), so on 2 cores
 # the data takes one session and the run the next, or a lent GPU does both (`scripts/train_remote.sh`).
 # "$PYTHON" -m voxprompt.models.splice --data "$CUT_DATA" --count 16000
 # train "$RUNS/q3" --data "$CUT_DATA" --encoder base --init-from "$RUNS/q2" --stack 8 --ctc-upsample 2 \
