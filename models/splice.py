@@ -270,7 +270,7 @@ def whisper_check(lines: list[TimedLine], groups: dict[str, list[TimedLine]], n:
     sources = [(lines[int(k)].audio, " ".join(w.text for w in lines[int(k)].words)) for k in picked]
     spliced = [(u.audio, u.text) for u in spliced_utterances(groups, n, seed=99, p_augment=0.0)]
     for name, clips in (("source lines", sources), ("spliced utterances, not augmented", spliced)):
-        hypotheses = [whisper_text(model, audio) for audio, _ in clips]
+        hypotheses = [whisper_text(model, audio, greedy=False) for audio, _ in clips]
         log(f"Whisper tiny.en on {len(clips)} {name}: WER {100 * wer([t for _, t in clips], hypotheses):.1f} %")
 
 
