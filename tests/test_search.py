@@ -143,16 +143,19 @@ def test_given_tokens_are_read_as_if_decoded_one_by_one(two_seats, recording_aud
     speech, llm = two_seats.encoder(segment.framed()), two_seats.llm
 
     def prefill(given):
-        logits, pos = llm.prefill(0, speech, given)
-        logits = logits.copy()
-        llm.release(0)
-        return logits, pos
+        try:
+            logits, pos = llm.prefill(0, speech, given)
+            return logits.copy(), pos
+        finally:
+            llm.release(0)  # the module's other tests find the seat empty, even after a failure
 
-    logits, pos = llm.prefill(0, speech)
-    for token in tokens[:4]:
-        logits = llm.step([(0, token, pos)])[0].copy()
-        pos += 1
-    llm.release(0)
+    try:
+        logits, pos = llm.prefill(0, speech)
+        for token in tokens[:4]:
+            logits = llm.step([(0, token, pos)])[0].copy()
+            pos += 1
+    finally:
+        llm.release(0)
     at_once, pos_at_once = prefill(tokens[:4])
     swapped, _ = prefill([tokens[0], tokens[2], tokens[1], tokens[3]])
     assert pos_at_once == pos
